@@ -1,0 +1,168 @@
+"""The arguments of aws_lambda.invoke, checked and turned into one Invocation.
+
+Pure code. Also home of the psql-variable rule: a composite passed through a psql
+variable (`:'aws_lambda_arn_1'`) arrives as the text "(name,region)" in the text
+overload, with every later positional argument shifted by one place.
+"""
+
+import base64
+import json
+from dataclasses import dataclass
+
+from plpy_lambda import names
+from plpy_lambda.errors import BadArgument, TooLarge
+
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TYPES = ("None", "Tail")
+DEFAULT_INVOCATION_TYPE = "RequestResponse"
+DEFAULT_LOG_TYPE = "None"
+
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+CONTEXT_LIMIT = 3583
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call, validated: everything needed to build the request."""
+
+    function: names.FunctionRef
+    region: str | None  # None: the server's region, resolved later
+    payload: bytes
+    invocation_type: str
+    log_type: str
+    client_context: str | None  # base64, as sent
+    qualifier: str | None
+
+    def display_arn(self, region):
+        return self.function.display(region, self.qualifier)
+
+
+def from_sql(
+    function_name,
+    payload,
+    region=None,
+    invocation_type=DEFAULT_INVOCATION_TYPE,
+    log_type=DEFAULT_LOG_TYPE,
+    context=None,
+    qualifier=None,
+    composite_region=None,
+    from_composite=False,
+):
+    """Check the SQL arguments of one invoke call.
+
+    `function_name`/`composite_region` are the composite's fields when the composite
+    overload was called (`from_composite`), else the text argument and None.
+    """
+    if not from_composite and function_name is not None:
+        row = names.parse_row_literal(function_name)
+        if row is not None:
+            function_name, composite_region = row
+            if region in INVOCATION_TYPES:
+                region, invocation_type, log_type, context, qualifier = _unshift(
+                    region, invocation_type, log_type, context, qualifier
+                )
+    function = names.parse_function_name(function_name)
+    region = _one_region(function, region, composite_region)
+    qualifier = _one_qualifier(function, qualifier)
+    invocation_type = _choice("invocation_type", invocation_type, INVOCATION_TYPES)
+    log_type = _choice("log_type", log_type, LOG_TYPES)
+    return Invocation(
+        function=function,
+        region=region,
+        payload=_payload(payload, invocation_type),
+        invocation_type=invocation_type,
+        log_type=log_type,
+        client_context=_client_context(context),
+        qualifier=qualifier,
+    )
+
+
+def _unshift(invocation_type, log_type, context, qualifier_json, qualifier):
+    """Undo the shift of `invoke(:'composite', payload, 'Event', ...)`.
+
+    The text overload received, in its region .. context places, the composite
+    overload's invocation_type .. qualifier. A place left at its default holds the
+    text overload's default, which stands for "not given".
+    """
+    if log_type == DEFAULT_INVOCATION_TYPE:
+        log_type = DEFAULT_LOG_TYPE
+    if context == DEFAULT_LOG_TYPE:
+        context = None
+    if qualifier_json is not None:
+        shifted = json.loads(qualifier_json)
+        if not isinstance(shifted, str):
+            raise BadArgument(
+                "qualifier",
+                "with a composite passed as text, the sixth argument is the qualifier; "
+                "pass it by name: qualifier => 'v1'",
+            )
+        if qualifier is not None and qualifier != shifted:
+            raise BadArgument("qualifier", "given twice with different values")
+        qualifier = shifted
+    return None, invocation_type, log_type, context, qualifier
+
+
+def _one_region(function, region, composite_region):
+    """The region that the ARN, the region argument and the composite agree on, or None."""
+    for value in (region, composite_region):
+        if value is not None:
+            names.check_region(value)
+            if function.region and value != function.region:
+                raise BadArgument(
+                    "region", f'"{value}" contradicts the region "{function.region}" in the function ARN'
+                )
+    if region is not None and composite_region is not None and region != composite_region:
+        raise BadArgument(
+            "region", f'"{region}" contradicts the region "{composite_region}" of the composite'
+        )
+    return function.region or region or composite_region
+
+
+def _one_qualifier(function, qualifier):
+    names.check_qualifier(qualifier)
+    if qualifier and function.qualifier and qualifier != function.qualifier:
+        raise BadArgument(
+            "qualifier",
+            f'"{qualifier}" contradicts the qualifier "{function.qualifier}" in function_name',
+        )
+    return qualifier or function.qualifier
+
+
+def _choice(argument, value, allowed):
+    if value is None:
+        raise BadArgument(argument, "must not be NULL", null=True)
+    if value not in allowed:
+        wanted = ", ".join(allowed)
+        hint = None
+        for candidate in allowed:
+            if candidate.lower() == value.lower():
+                hint = f'Values are case-sensitive: write "{candidate}".'
+        raise BadArgument(argument, f'"{value[:40]}" is not one of {wanted}', hint=hint)
+    return value
+
+
+def _payload(payload, invocation_type):
+    if payload is None:
+        raise BadArgument("payload", "must not be NULL; pass '{}' for an empty event", null=True)
+    data = payload.encode("utf-8")
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    if len(data) > limit:
+        what = "asynchronous (Event)" if invocation_type == "Event" else "synchronous"
+        raise TooLarge("payload", len(data), limit, f"{what} invocations")
+    return data
+
+
+def _client_context(context):
+    if context is None:
+        return None
+    try:
+        value = json.loads(context)
+    except ValueError:
+        raise BadArgument("context", "must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise BadArgument("context", f"must be a JSON object, not a JSON {type(value).__name__}")
+    encoded = base64.b64encode(context.encode("utf-8")).decode("ascii")
+    if len(encoded) > CONTEXT_LIMIT:
+        raise TooLarge("context", len(encoded), CONTEXT_LIMIT, "a client context (base64-encoded)")
+    return encoded

@@ -1,0 +1,26 @@
+"""What one PostgreSQL backend keeps between calls, stored in PL/Python's GD.
+
+Credentials, connection pools, worker threads and the operator's settings are
+built on first use and reused by every later call of the same connection.
+"""
+
+from plpy_lambda.client import Transport
+from plpy_lambda.credentials import CredentialSource
+from plpy_lambda.interrupts import Waiter
+
+GD_KEY = "plpy_lambda.backend"
+
+
+class Backend:
+    def __init__(self):
+        self.credentials = CredentialSource()
+        self.transport = Transport(self.credentials)
+        self.waiter = Waiter()
+        self.settings_cache = {}
+
+
+def of(GD):
+    backend = GD.get(GD_KEY)
+    if backend is None:
+        backend = GD[GD_KEY] = Backend()
+    return backend

@@ -1,0 +1,87 @@
+"""Credentials and the default region, from the server process's AWS configuration.
+
+The standard botocore chain of the server process (environment, the OS user's
+shared files, web identity, container and instance metadata), optionally used to
+assume the operator's aws_lambda.role_arn with credentials that refresh before
+they expire. One botocore session per backend, created on first use.
+Secrets stay inside botocore's credential objects and the request signature.
+"""
+
+import os
+import threading
+
+from plpy_lambda import errors
+
+ROLE_SESSION_NAME = "aws_lambda-postgresql"
+
+
+class CredentialSource:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._session = None
+        self._base = None
+        self._assumed = {}
+
+    def _botocore_session(self):
+        if self._session is None:
+            try:
+                import botocore.session
+            except ImportError:
+                raise errors.NotInstalled("botocore") from None
+            self._session = botocore.session.Session()
+        return self._session
+
+    def default_region(self):
+        """The server's region: AWS_REGION, AWS_DEFAULT_REGION, then the shared config."""
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            return region
+        with self._lock:
+            return self._botocore_session().get_config_variable("region")
+
+    def get(self, role_arn, region):
+        """Frozen credentials (access key, secret key, token) for one request."""
+        import botocore.exceptions
+
+        try:
+            with self._lock:
+                credentials = self._assumed_role(role_arn, region) if role_arn else self._chain()
+            return credentials.get_frozen_credentials()
+        except botocore.exceptions.BotoCoreError as error:
+            raise errors.no_credentials(type(error).__name__) from None
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "ClientError")
+            raise errors.no_credentials(f"assuming {role_arn} failed with {code}") from None
+
+    def _chain(self):
+        if self._base is None:
+            self._base = self._botocore_session().get_credentials()
+            if self._base is None:
+                raise errors.no_credentials()
+        return self._base
+
+    def _assumed_role(self, role_arn, region):
+        credentials = self._assumed.get(role_arn)
+        if credentials is None:
+            from botocore.credentials import (
+                AssumeRoleCredentialFetcher,
+                DeferredRefreshableCredentials,
+            )
+
+            session = self._botocore_session()
+            sts_region = region or session.get_config_variable("region") or "us-east-1"
+
+            def create_client(service, **kwargs):
+                return session.create_client(service, region_name=sts_region, **kwargs)
+
+            fetcher = AssumeRoleCredentialFetcher(
+                client_creator=create_client,
+                source_credentials=self._chain(),
+                role_arn=role_arn,
+                extra_args={"RoleSessionName": ROLE_SESSION_NAME},
+            )
+            credentials = DeferredRefreshableCredentials(
+                refresh_using=fetcher.fetch_credentials, method="assume-role"
+            )
+            self._assumed[role_arn] = credentials
+        return credentials

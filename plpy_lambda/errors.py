@@ -1,0 +1,199 @@
+"""Every failure the extension reports, and its SQLSTATE, message, DETAIL and HINT.
+
+Code raises these where it detects a problem; `as_row` turns one into the error
+columns that the SQL layer raises as a PostgreSQL ERROR. This is the only place
+where a failure is given its SQLSTATE and wording. No message built here ever
+contains a credential: the values that reach these classes are names, URLs,
+sizes and the service's own error text.
+"""
+
+# SQLSTATEs, documented in the README's error table.
+NULL_VALUE_NOT_ALLOWED = "22004"
+INVALID_PARAMETER_VALUE = "22023"
+PROGRAM_LIMIT_EXCEEDED = "54000"
+QUERY_CANCELED = "57014"
+UNABLE_TO_CONNECT = "LM001"
+REQUEST_TIMED_OUT = "LM002"
+THROTTLED = "LM003"
+REJECTED_BY_SERVICE = "LM004"
+SERVICE_FAILED = "LM005"
+NO_CREDENTIALS = "LM006"
+FUNCTION_ERROR = "LM010"
+BAD_CONFIGURATION = "LM020"
+NOT_INSTALLED = "LM090"
+
+INVOKE_API_FAILED = "invoke API failed"
+
+
+class LambdaError(Exception):
+    """Base: carries what PostgreSQL will print."""
+
+    sqlstate = "LM000"
+
+    def __init__(self, message, detail=None, hint=None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+
+
+class BadArgument(LambdaError):
+    """An argument of invoke/invoke_many is unusable. The message names it."""
+
+    def __init__(self, argument, problem, hint=None, null=False):
+        super().__init__(f"invalid value for argument {argument}: {problem}", hint=hint)
+        self.argument = argument
+        self.sqlstate = NULL_VALUE_NOT_ALLOWED if null else INVALID_PARAMETER_VALUE
+
+
+class TooLarge(LambdaError):
+    """A payload or client context over Lambda's limit; refused before sending."""
+
+    sqlstate = PROGRAM_LIMIT_EXCEEDED
+
+    def __init__(self, argument, size, limit, what):
+        super().__init__(
+            f"{argument} is too large: {size} bytes",
+            detail=f"Lambda accepts at most {limit} bytes for {what}.",
+        )
+        self.argument = argument
+
+
+class BadSetting(LambdaError):
+    """A setting (GUC) holds a value we refuse. The message names the setting."""
+
+    sqlstate = INVALID_PARAMETER_VALUE
+
+    def __init__(self, setting, problem, hint=None):
+        super().__init__(f'invalid value for setting "{setting}": {problem}', hint=hint)
+        self.setting = setting
+
+
+class BadConfiguration(LambdaError):
+    """The operator's configuration (server files, environment) cannot be used."""
+
+    sqlstate = BAD_CONFIGURATION
+
+
+class NotInstalled(LambdaError):
+    """The server's Python cannot import something the extension needs."""
+
+    sqlstate = NOT_INSTALLED
+
+    def __init__(self, module):
+        super().__init__(
+            f'aws_lambda: the server\'s Python cannot import "{module}"',
+            detail="plpy_lambda and its dependencies (boto3, botocore) are installed by "
+            "the extension's \"make install\".",
+            hint='Run "make install" as root in the aws_lambda source tree '
+            "(or pgxn install aws_lambda), then reconnect.",
+        )
+
+
+class ApiFailed(LambdaError):
+    """Anything between us and the service: RDS's "invoke API failed"."""
+
+    def __init__(self, sqlstate, reason, hint=None):
+        super().__init__(
+            INVOKE_API_FAILED, detail=f"AWS Lambda client returned '{reason}'.", hint=hint
+        )
+        self.sqlstate = sqlstate
+        self.reason = reason
+
+
+def unable_to_connect(endpoint, cause):
+    return ApiFailed(
+        UNABLE_TO_CONNECT,
+        "Unable to connect to endpoint",
+        hint=f"Endpoint {endpoint}: {cause}. Check aws_lambda.endpoint_override, "
+        "DNS and outbound network access from the database server.",
+    )
+
+
+def request_timed_out(endpoint, seconds, sent):
+    hint = (
+        f"No complete answer from {endpoint} within aws_lambda.request_timeout_ms "
+        f"({round(seconds * 1000)} ms)."
+    )
+    if sent:
+        hint += " The request was sent, so the function may have run; it was not retried."
+    return ApiFailed(REQUEST_TIMED_OUT, "Request timeout", hint=hint)
+
+
+def connection_lost(endpoint, cause):
+    return ApiFailed(
+        SERVICE_FAILED,
+        "Connection lost before the response was complete",
+        hint=f"Endpoint {endpoint}: {cause}. The request was sent, so the function may have "
+        "run; it was not retried.",
+    )
+
+
+def service_error(status, error_type, message):
+    """An HTTP error answer from the service, classed by its status."""
+    reason = f"{error_type}: {message}" if message else error_type
+    if status == 429:
+        return ApiFailed(
+            THROTTLED,
+            reason,
+            hint="Lambda throttled the invocation (HTTP 429) and retries within "
+            "aws_lambda.request_timeout_ms did not get through. Lower the call rate or "
+            "raise the function's concurrency.",
+        )
+    if status >= 500:
+        return ApiFailed(SERVICE_FAILED, reason, hint=f"The service answered HTTP {status}.")
+    hint = f"The service answered HTTP {status}."
+    if status in (401, 403):
+        hint += (
+            " Check the server's AWS credentials, aws_lambda.role_arn and the IAM policy "
+            "(lambda:InvokeFunction on this function)."
+        )
+    elif status == 404:
+        hint += " Check the function name, region, qualifier and aws_lambda.endpoint_override."
+    return ApiFailed(REJECTED_BY_SERVICE, reason, hint=hint)
+
+
+def invalid_response(problem):
+    return ApiFailed(SERVICE_FAILED, f"Invalid response: {problem}")
+
+
+def no_credentials(cause=None):
+    hint = (
+        "Give the server process credentials the standard AWS way: environment variables, "
+        "the postgres OS user's ~/.aws files, web identity, or container or instance metadata."
+    )
+    return ApiFailed(
+        NO_CREDENTIALS,
+        "Unable to locate credentials" if cause is None else f"Credentials error: {cause}",
+        hint=hint,
+    )
+
+
+class FunctionFailed(LambdaError):
+    """The function ran and raised: RDS's "lambda invocation failed"."""
+
+    sqlstate = FUNCTION_ERROR
+
+    def __init__(self, function_arn, kind, details):
+        super().__init__(
+            "lambda invocation failed",
+            detail=f'"{function_arn}" returned error "{kind}", details: "{details}".',
+        )
+
+
+class Canceled(LambdaError):
+    """PostgreSQL asked us to stop (statement_timeout, pg_cancel_backend)."""
+
+    def __init__(self, sqlstate, message):
+        super().__init__(message)
+        self.sqlstate = sqlstate or QUERY_CANCELED
+
+
+def as_row(error):
+    """The error columns the SQL layer raises from."""
+    return {
+        "error_sqlstate": error.sqlstate,
+        "error_message": error.message,
+        "error_detail": error.detail,
+        "error_hint": error.hint,
+    }

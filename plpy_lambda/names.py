@@ -1,0 +1,194 @@
+"""Function names, ARNs, qualifiers and regions: parsing and validation.
+
+Pure code: no PostgreSQL, no network. Every check here runs before anything is
+sent, and every failure names the SQL argument it came from.
+"""
+
+import re
+from dataclasses import dataclass
+
+from plpy_lambda.errors import BadArgument
+
+NAME_MAX = 64
+QUALIFIER_MAX = 128
+
+_NAME = r"[A-Za-z0-9_-]+"
+_QUALIFIER = r"\$LATEST|[A-Za-z0-9_-]+"
+_FULL_ARN = re.compile(
+    rf"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}})"
+    rf":function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?"
+)
+_PARTIAL_ARN = re.compile(
+    rf"(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?"
+)
+_BARE = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?")
+_QUALIFIER_ONLY = re.compile(_QUALIFIER)
+
+# Region names by partition, as botocore's partitions.json has them; kept here so
+# that validating a region needs no import. The test suite checks this table
+# against the installed botocore.
+PARTITIONS = (
+    ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+", "amazonaws.com"),
+    ("aws-cn", r"cn-\w+-\d+", "amazonaws.com.cn"),
+    ("aws-eusc", r"eusc-(de)-\w+-\d+", "amazonaws.eu"),
+    ("aws-iso", r"us-iso-\w+-\d+", "c2s.ic.gov"),
+    ("aws-iso-b", r"us-isob-\w+-\d+", "sc2s.sgov.gov"),
+    ("aws-iso-e", r"eu-isoe-\w+-\d+", "cloud.adc-e.uk"),
+    ("aws-iso-f", r"us-isof-\w+-\d+", "csp.hci.ic.gov"),
+    ("aws-us-gov", r"us-gov-\w+-\d+", "amazonaws.com"),
+)
+_REGION_SHAPE = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d+")
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A parsed function name: what to put in the request path, and what it said."""
+
+    name: str
+    qualifier: str | None
+    region: str | None  # only from a full ARN
+    account: str | None  # from a full or partial ARN
+    partition: str | None  # only from a full ARN
+
+    def path_name(self):
+        """The FunctionName sent to Lambda: the ARN form the user gave, without qualifier."""
+        if self.partition:
+            return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.name}"
+        if self.account:
+            return f"{self.account}:function:{self.name}"
+        return self.name
+
+    def display(self, region, qualifier):
+        """The ARN shown in errors: as complete as what we know allows."""
+        if self.account:
+            partition = self.partition or partition_of(region) or "aws"
+            arn = f"arn:{partition}:lambda:{region}:{self.account}:function:{self.name}"
+        else:
+            arn = self.name
+        return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def parse_function_name(text, argument="function_name"):
+    """Parse a bare name, name:qualifier, partial ARN or full ARN."""
+    if text is None:
+        raise BadArgument(argument, "must not be NULL", null=True)
+    if text == "":
+        raise BadArgument(argument, "must not be empty")
+    for pattern in (_FULL_ARN, _PARTIAL_ARN, _BARE):
+        match = pattern.fullmatch(text)
+        if match:
+            break
+    else:
+        raise BadArgument(
+            argument,
+            f'"{_clip(text)}" is not a Lambda function name, name:qualifier, partial ARN '
+            "or full ARN",
+            hint="A name uses letters, digits, hyphens and underscores, at most 64 of them; "
+            "a full ARN looks like arn:aws:lambda:us-east-1:123456789012:function:my-function.",
+        )
+    parts = match.groupdict()
+    if len(parts["name"]) > NAME_MAX:
+        raise BadArgument(
+            argument,
+            f'the function name "{_clip(parts["name"])}" is {len(parts["name"])} characters '
+            f"long; Lambda allows at most {NAME_MAX}",
+        )
+    if parts.get("qualifier") and len(parts["qualifier"]) > QUALIFIER_MAX:
+        raise BadArgument(argument, f"the qualifier is longer than {QUALIFIER_MAX} characters")
+    region = parts.get("region")
+    if region is not None:
+        check_region(region, argument)
+        if partition_of(region) != parts["partition"]:
+            raise BadArgument(
+                argument,
+                f'the ARN\'s partition "{parts["partition"]}" does not contain region "{region}"',
+            )
+    return FunctionRef(
+        name=parts["name"],
+        qualifier=parts.get("qualifier"),
+        region=region,
+        account=parts.get("account"),
+        partition=parts.get("partition"),
+    )
+
+
+def check_qualifier(qualifier, argument="qualifier"):
+    """A version number, $LATEST or an alias name, 1 to 128 characters."""
+    if qualifier is None:
+        return None
+    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not _QUALIFIER_ONLY.fullmatch(qualifier):
+        raise BadArgument(
+            argument,
+            f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, a version number or '
+            f"an alias of letters, digits, hyphens and underscores (1 to {QUALIFIER_MAX})",
+        )
+    return qualifier
+
+
+def check_region(region, argument="region"):
+    """A region name of a known partition. The endpoint's host name is built from it."""
+    if not _REGION_SHAPE.fullmatch(region) or partition_of(region) is None:
+        raise BadArgument(
+            argument, f'"{_clip(region)}" is not an AWS region name such as us-east-1'
+        )
+    return region
+
+
+def partition_of(region):
+    for partition, pattern, _suffix in PARTITIONS:
+        if re.fullmatch(pattern, region):
+            return partition
+    return None
+
+
+def dns_suffix(region):
+    for _partition, pattern, suffix in PARTITIONS:
+        if re.fullmatch(pattern, region):
+            return suffix
+    raise BadArgument("region", f'"{_clip(region)}" is not an AWS region name such as us-east-1')
+
+
+def parse_row_literal(text):
+    """Read PostgreSQL's text form of a two-field row, "(name,region)".
+
+    Returns None when the text is not a row literal. Unquoted empty fields are NULL,
+    as in PostgreSQL's record input.
+    """
+    if len(text) < 2 or text[0] != "(" or text[-1] != ")":
+        return None
+    fields, field, quoted, i, body = [], [], False, 0, text[1:-1]
+    was_quoted = False
+    while i < len(body):
+        ch = body[i]
+        if quoted:
+            if ch == '"' and body[i + 1 : i + 2] == '"':
+                field.append('"')
+                i += 1
+            elif ch == '"':
+                quoted = False
+            elif ch == "\\" and i + 1 < len(body):
+                i += 1
+                field.append(body[i])
+            else:
+                field.append(ch)
+        elif ch == '"':
+            quoted = was_quoted = True
+        elif ch == "\\" and i + 1 < len(body):
+            i += 1
+            field.append(body[i])
+        elif ch == ",":
+            fields.append("".join(field) if field or was_quoted else None)
+            field, was_quoted = [], False
+        else:
+            field.append(ch)
+        i += 1
+    if quoted:
+        return None
+    fields.append("".join(field) if field or was_quoted else None)
+    if len(fields) != 2:
+        return None
+    return fields[0], fields[1]
+
+
+def _clip(text, limit=80):
+    return text if len(text) <= limit else text[:limit] + "..."
