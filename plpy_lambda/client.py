@@ -43,11 +43,12 @@ class Request:
     body: bytes
 
     @property
-    def url(self):
-        url = f"{self.endpoint}/{API_VERSION}/functions/{quote(self.function, safe='')}/invocations"
+    def target(self):
+        """The request target: path and query."""
+        target = f"/{API_VERSION}/functions/{quote(self.function, safe='')}/invocations"
         if self.qualifier:
-            url += "?Qualifier=" + quote(self.qualifier, safe="")
-        return url
+            target += "?Qualifier=" + quote(self.qualifier, safe="")
+        return target
 
 
 class Transport:
@@ -92,7 +93,7 @@ class Transport:
             try:
                 answer = pool.urlopen(
                     "POST",
-                    request.url,
+                    request.target,
                     body=request.body,
                     headers=headers,
                     timeout=urllib3.Timeout(
@@ -129,7 +130,7 @@ def _signed_headers(request, credentials):
     from botocore.awsrequest import AWSRequest
 
     aws_request = AWSRequest(
-        method="POST", url=request.url, data=request.body, headers=dict(request.headers)
+        method="POST", url=request.endpoint + request.target, data=request.body, headers=dict(request.headers)
     )
     SigV4Auth(credentials, "lambda", request.region).add_auth(aws_request)
     return dict(aws_request.headers.items())

@@ -1,0 +1,79 @@
+"""A local endpoint that speaks the AWS Lambda Invoke API and runs Python handler files.
+
+For the demo, the test suite, and your own development and CI: point
+``aws_lambda.endpoint_override`` (or any AWS SDK's ``endpoint_url``) at it.
+It listens on 127.0.0.1 only unless told otherwise, and needs nothing but the
+standard library (botocore only to check signatures, when credentials are set).
+
+Python::
+
+    from plpy_lambda.emulator import Emulator
+    with Emulator("examples/functions", credentials={"AKID": "SECRET"}) as emu:
+        emu.url                       # http://127.0.0.1:PORT
+        emu.requests[-1].qualifier    # what was received
+        emu.invocations("simple")     # how often a handler ran
+
+Command line (prints ``plpy_lambda emulator listening on http://127.0.0.1:PORT``,
+serves until SIGTERM or SIGINT)::
+
+    python3 -m plpy_lambda.emulator --functions examples/functions [--port 9001]
+        [--host 127.0.0.1] [--region us-east-1] [--account-id 123456789012]
+        [--credentials AKID:SECRET ...] [--assume-role-duration 3600]
+        [--port-file FILE] [--quiet]
+
+Functions directory:
+
+- ``NAME.py`` defining ``handler(event, context)``: function NAME, version ``$LATEST``;
+- ``NAME@N.py``: its published version N (``X-Amz-Executed-Version: N``);
+- ``NAME.json`` (optional): ``{"aliases": {"custom_version": "1"}, "handler":
+  "handler", "memory_size": 128, "timeout": 3}``; an alias may also point at
+  ``"$LATEST"``. The timeout only feeds ``get_remaining_time_in_millis()``.
+
+Files are looked up on each call; an edited file is reloaded. Handlers run in the
+emulator's process, in the request's thread (Event: a background thread); what
+they print (stdout and stderr) goes to the call's log, which ``Tail`` returns.
+
+Invoke (``POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=]``)
+behaves like Lambda: name, ``name:qualifier``, partial or full ARN; invocation
+types RequestResponse (200), Event (202, runs in the background), DryRun (204);
+``Tail`` logs; client context; ``X-Amz-Function-Error: Unhandled`` with the
+Python runtime's error payload; 404 ResourceNotFoundException; 413
+RequestEntityTooLargeException over 6 MB (1 MB for Event); 400
+InvalidParameterValueException / InvalidRequestContentException. Empty payloads
+reach the handler as ``{}``.
+
+Signatures: with ``credentials``, every request must be SigV4-signed by a known
+key (403 MissingAuthenticationTokenException, UnrecognizedClientException,
+InvalidSignatureException, ExpiredTokenException otherwise); any region is
+accepted in the signature's scope. Without, anything is accepted and the
+claimed access key is still recorded.
+
+STS: ``POST /`` ``Action=AssumeRole`` issues temporary keys (valid
+``assume_role_duration`` seconds) that Invoke then accepts; each Invoke record
+notes the role its key came from (``role_arn``).
+
+Faults (``emu.set_fault(function, kind, count=None, **params)``, function ``"*"``
+for all; ``emu.clear_faults()``) replace the next ``count`` answers for a function
+(all of them when count is None), in the order set:
+``close_before_response``; ``drop_mid_response`` (size, sent); ``delay``
+(seconds; the call is then served normally); ``status`` (status, error_type,
+message, retry_after: 429 TooManyRequestsException with Retry-After, 500/502/503
+ServiceException, 413 RequestTooLargeException, ...); ``not_json`` (body,
+status); ``huge`` (size bytes of valid JSON). Faults are applied before the
+signature check, and the handler does not run (except for ``delay``).
+
+Records: ``emu.requests`` lists InvokeRecord(request_id, path_name, function,
+qualifier, invocation_type, log_type, headers, body, received, access_key,
+role_arn, fault, status); ``emu.invocations(fn)``, ``emu.assume_role_calls``,
+``emu.wait_idle()`` (Event handlers done), ``emu.reset()``.
+
+HTTP control endpoints (unsigned): ``GET /_emulator/health``,
+``GET /_emulator/requests`` (counts and request summaries),
+``GET|POST|DELETE /_emulator/faults`` (POST ``{"function": "fn", "kind": "status",
+"count": 1, "status": 429}``; DELETE ``?function=fn`` or all),
+``POST /_emulator/reset``.
+"""
+
+from .core import Emulator
+
+__all__ = ["Emulator"]

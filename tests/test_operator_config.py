@@ -1,0 +1,64 @@
+"""The operator's configuration: postgresql.conf and the server's environment."""
+
+import psycopg
+import pytest
+
+from cluster import Cluster, free_port
+from conftest import SERVER_ENV
+
+
+@pytest.fixture(scope="module")
+def spare_cluster(emulator):
+    """A second cluster whose configuration the tests here may change."""
+    pg = Cluster(conf={"aws_lambda.endpoint_override": f"'http://127.0.0.1:{free_port()}'"},
+                 env={k: v for k, v in SERVER_ENV.items() if k != "AWS_REGION"})
+    pg.start()
+    pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
+    yield pg
+    pg.stop()
+
+
+def connect(pg):
+    return psycopg.connect(pg.dsn(), autocommit=True)
+
+
+def test_unreachable_endpoint_is_rds_unable_to_connect(spare_cluster):
+    out = spare_cluster.psql("SELECT * FROM aws_lambda.invoke('simple', '{}'::json, 'us-east-1');")
+    assert "ERROR:  invoke API failed\n" in out
+    assert "DETAIL:  AWS Lambda client returned 'Unable to connect to endpoint'.\n" in out
+    assert 'SQL function "invoke" statement 1' in out
+    with connect(spare_cluster) as conn:
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json, 'us-east-1')")
+        assert caught.value.diag.sqlstate == "LM001"
+        assert "127.0.0.1" in caught.value.diag.message_hint
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_no_region_anywhere_is_an_error_naming_region(spare_cluster):
+    with connect(spare_cluster) as conn:
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")
+        assert caught.value.diag.sqlstate == "22023"
+        assert "argument region" in caught.value.diag.message_primary
+        assert "AWS_REGION" in caught.value.diag.message_hint
+
+
+def test_endpoint_override_follows_a_configuration_reload(spare_cluster, emulator):
+    with connect(spare_cluster) as conn:
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json, 'us-east-1')")
+        spare_cluster.write_conf({"aws_lambda.endpoint_override": f"'{emulator.url}'"})
+        spare_cluster.reload()
+        row = conn.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json, 'us-east-1')").fetchone()
+        assert row == (200,)
+
+
+def test_a_bad_endpoint_override_is_a_configuration_error(spare_cluster):
+    spare_cluster.write_conf({"aws_lambda.endpoint_override": "'ftp://example.com/x'"})
+    spare_cluster.reload()
+    with connect(spare_cluster) as conn:
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json, 'us-east-1')")
+        assert caught.value.diag.sqlstate == "LM020"
+        assert "aws_lambda.endpoint_override" in caught.value.diag.message_primary

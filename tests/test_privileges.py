@@ -1,0 +1,124 @@
+"""Who may invoke, and what an unprivileged role cannot change."""
+
+import psycopg
+import pytest
+
+
+
+@pytest.fixture
+def app_role(db, cluster):
+    """A fresh login role with no grants; yields a function that connects as it."""
+    db.execute("DROP ROLE IF EXISTS app_user")
+    db.execute("CREATE ROLE app_user LOGIN")
+    connections = []
+
+    def connect(dbname="postgres", **kwargs):
+        conn = psycopg.connect(cluster.dsn(dbname=dbname, user="app_user"), autocommit=True, **kwargs)
+        connections.append(conn)
+        return conn
+
+    yield connect
+    for conn in connections:
+        conn.close()
+    db.execute("DROP OWNED BY app_user")
+    db.execute("DROP ROLE app_user")
+
+
+def sqlstate_and_message(conn, sql):
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(sql)
+    return caught.value.diag.sqlstate, caught.value.diag.message_primary
+
+
+def test_only_the_administrator_can_invoke_after_install(db, app_role):
+    app = app_role()
+    assert sqlstate_and_message(app, "SELECT * FROM aws_lambda.invoke('simple', '{}'::json)") == (
+        "42501", "permission denied for schema aws_lambda")
+    db.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+    assert sqlstate_and_message(app, "SELECT * FROM aws_lambda.invoke('simple', '{}'::json)") == (
+        "42501", "permission denied for function invoke")
+
+
+def test_the_guides_two_grants_are_all_an_application_role_needs(db, app_role):
+    db.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+    db.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app_user")
+    app = app_role()
+    row = app.execute("""SELECT status_code FROM aws_lambda.invoke(
+        aws_commons.create_lambda_function_arn('simple'), '{}'::json)""").fetchone()
+    assert row == (200,)
+
+
+def test_no_aws_lambda_function_is_executable_by_public(db):
+    rows = db.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'aws_lambda'::regnamespace
+          AND (p.proacl IS NULL OR EXISTS (
+                SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))""").fetchall()
+    assert rows == []
+
+
+def test_public_functions_are_volatile_and_parallel_unsafe(db):
+    rows = db.execute("""
+        SELECT DISTINCT p.provolatile, p.proparallel, l.lanname FROM pg_proc p
+        JOIN pg_language l ON l.oid = p.prolang
+        WHERE p.pronamespace = 'aws_lambda'::regnamespace AND p.proname = 'invoke'""").fetchall()
+    assert rows == [("v", "u", "sql")]
+
+
+def test_every_function_pins_its_search_path(db):
+    rows = db.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace IN ('aws_lambda'::regnamespace, 'aws_commons'::regnamespace)
+          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)""").fetchall()
+    assert rows == []
+
+
+@pytest.mark.parametrize("how", ["SET", "ALTER ROLE", "ALTER DATABASE", "PGOPTIONS"])
+def test_an_unprivileged_role_cannot_redirect_invocations(db, cluster, emulator, app_role, how):
+    evil = "http://127.0.0.1:9"
+    dbname = "postgres"
+    if how == "ALTER DATABASE":
+        dbname = "redirect_db"
+        db.execute("DROP DATABASE IF EXISTS redirect_db (FORCE)")
+        db.execute("CREATE DATABASE redirect_db OWNER app_user")
+    with psycopg.connect(cluster.dsn(dbname=dbname), autocommit=True) as admin:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS aws_lambda CASCADE")
+        admin.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+        admin.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app_user")
+    try:
+        first = app_role(dbname=dbname)
+        if how in ("ALTER ROLE", "ALTER DATABASE"):
+            # PostgreSQL itself refuses these to a non-superuser for a placeholder setting.
+            target = "ROLE app_user" if how == "ALTER ROLE" else "DATABASE redirect_db"
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                first.execute(f"ALTER {target} SET aws_lambda.endpoint_override = '{evil}'")
+        options = f"-c aws_lambda.endpoint_override={evil}" if how == "PGOPTIONS" else ""
+        app = app_role(dbname=dbname, options=options)
+        if how == "SET":
+            app.execute(f"SET aws_lambda.endpoint_override = '{evil}'")
+        if how in ("SET", "PGOPTIONS"):
+            assert app.execute("SHOW aws_lambda.endpoint_override").fetchone() == (evil,)
+        row = app.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone()
+        assert row == (200,)
+        assert emulator.invocations("simple") == 1
+    finally:
+        db.execute("ALTER ROLE app_user RESET ALL")
+        db.execute("DROP DATABASE IF EXISTS redirect_db (FORCE)")
+
+
+def test_search_path_tricks_do_not_reach_our_code(db, app_role, emulator):
+    db.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+    db.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app_user")
+    db.execute("DROP SCHEMA IF EXISTS evil CASCADE")
+    db.execute("CREATE SCHEMA evil AUTHORIZATION app_user")
+    app = app_role()
+    app.execute("""CREATE FUNCTION evil.current_setting(text, boolean) RETURNS text
+                   LANGUAGE sql AS $$ SELECT 'hijacked' $$""")
+    app.execute("""CREATE FUNCTION evil.pg_conf_load_time() RETURNS timestamptz
+                   LANGUAGE sql AS $$ SELECT now() $$""")
+    app.execute("""CREATE TABLE evil.pg_file_settings (name text, setting text, error text, seqno int)""")
+    app.execute("""INSERT INTO evil.pg_file_settings VALUES ('aws_lambda.endpoint_override', 'http://127.0.0.1:9', NULL, 1)""")
+    app.execute("SET search_path = evil, pg_catalog, public")
+    row = app.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone()
+    assert row == (200,)
+    db.execute("DROP SCHEMA evil CASCADE")
