@@ -32,7 +32,7 @@ install-python:
 	@test -n "$(PYTHON)" || { echo "no Python for PL/Python: install postgresql-plpython3-$(MAJORVERSION)"; exit 1; }
 	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "$(PYTHON) has no pip: install python3-pip"; exit 1; }
 	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR).new'
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
 		--target '$(DESTDIR)$(PLPY_LAMBDA_DIR).new' -r requirements.txt
 	cp -R plpy_lambda '$(DESTDIR)$(PLPY_LAMBDA_DIR).new/'
 	find '$(DESTDIR)$(PLPY_LAMBDA_DIR).new/plpy_lambda' -name __pycache__ -prune -exec rm -rf {} +

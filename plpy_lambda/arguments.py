@@ -70,7 +70,7 @@ def from_sql(
     return Invocation(
         function=function,
         region=region,
-        payload=_payload(payload, invocation_type),
+        payload=payload_bytes(payload, invocation_type),
         invocation_type=invocation_type,
         log_type=log_type,
         client_context=_client_context(context),
@@ -142,7 +142,8 @@ def _choice(argument, value, allowed):
     return value
 
 
-def _payload(payload, invocation_type):
+def payload_bytes(payload, invocation_type):
+    """The payload as sent, refused when NULL or over Lambda's limit."""
     if payload is None:
         raise BadArgument("payload", "must not be NULL; pass '{}' for an empty event", null=True)
     data = payload.encode("utf-8")

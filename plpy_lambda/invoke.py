@@ -9,7 +9,8 @@ from plpy_lambda.errors import BadArgument, BadConfiguration
 USER_AGENT = "aws_lambda-postgresql/1.0"
 
 
-def run(plpy, backend, call, timeouts, operator):
+def prepare(backend, call, operator):
+    """The request for one checked call, and the region it goes to."""
     region = call.region or _server_region(backend)
     endpoint = operator.endpoint_override or f"https://lambda.{region}.{names.dns_suffix(region)}"
     request = client.Request(
@@ -20,15 +21,26 @@ def run(plpy, backend, call, timeouts, operator):
         headers=request_headers(call),
         body=call.payload,
     )
+    return request, region
+
+
+def start(backend, request, timeouts, operator):
+    """Send the request from a worker thread; returns the future and its deadline."""
     deadline = time.monotonic() + timeouts.total
     future = backend.waiter.submit(
         backend.transport.send, request, operator.role_arn, timeouts, deadline
     )
+    return future, deadline
+
+
+def run(plpy, backend, call, timeouts, operator):
+    request, region = prepare(backend, call, operator)
+    future, deadline = start(backend, request, timeouts, operator)
     response = backend.waiter.wait(
         plpy,
         future,
         deadline,
-        lambda: errors.request_timed_out(endpoint, timeouts.request, sent=True),
+        lambda: errors.request_timed_out(request.endpoint, timeouts.request, sent=True),
     )
     return result_of(call, region, response)
 

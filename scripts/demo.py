@@ -9,11 +9,14 @@ CREATE EXTENSION and the guide's example through psql, and prints what psql prin
 import os
 import sys
 
-from cluster import Cluster
-from plpy_lambda.emulator import Emulator
-
 HERE = os.path.dirname(os.path.abspath(__file__))
-FUNCTIONS = os.path.join(HERE, "..", "examples", "functions")
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from cluster import Cluster  # noqa: E402
+from plpy_lambda.emulator import Emulator  # noqa: E402
+
+FUNCTIONS = os.path.join(ROOT, "examples", "functions")
 ACCESS_KEY, SECRET_KEY = "AKIADEMO000000000000", "demo-secret-key"
 REGION = "us-west-1"
 

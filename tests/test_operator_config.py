@@ -62,3 +62,32 @@ def test_a_bad_endpoint_override_is_a_configuration_error(spare_cluster):
             conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json, 'us-east-1')")
         assert caught.value.diag.sqlstate == "LM020"
         assert "aws_lambda.endpoint_override" in caught.value.diag.message_primary
+
+
+ROLE = "arn:aws:iam::123456789012:role/lambda-invoker"
+
+
+@pytest.mark.parametrize("duration, expected_sts_calls", [(3600, 1), (30, 2)])
+def test_role_arn_is_assumed_and_its_credentials_refresh(duration, expected_sts_calls):
+    """The operator's role: STS AssumeRole with the server's keys, then calls signed with
+    the temporary keys; credentials close to expiry are fetched again."""
+    from conftest import ACCESS_KEY, FUNCTIONS, SECRET_KEY
+    from plpy_lambda.emulator import Emulator
+
+    with Emulator(FUNCTIONS, credentials={ACCESS_KEY: SECRET_KEY},
+                  assume_role_duration=duration) as emu:
+        pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{emu.url}'",
+                           "aws_lambda.role_arn": f"'{ROLE}'"},
+                     env={**SERVER_ENV, "AWS_ENDPOINT_URL_STS": emu.url})
+        pg.start()
+        try:
+            pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
+            with connect(pg) as conn:
+                for _ in range(2):
+                    row = conn.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone()
+                    assert row == (200,)
+            assert [r.role_arn for r in emu.requests] == [ROLE, ROLE]
+            assert all(r.access_key != ACCESS_KEY for r in emu.requests)
+            assert len(emu.assume_role_calls) == expected_sts_calls
+        finally:
+            pg.stop()

@@ -32,6 +32,8 @@ Functions directory:
 Files are looked up on each call; an edited file is reloaded. Handlers run in the
 emulator's process, in the request's thread (Event: a background thread); what
 they print (stdout and stderr) goes to the call's log, which ``Tail`` returns.
+The context has the real runtime's attributes; ``context.client_context`` has
+``custom``, ``env``, ``client`` and ``raw`` (the decoded JSON object).
 
 Invoke (``POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=]``)
 behaves like Lambda: name, ``name:qualifier``, partial or full ARN; invocation
@@ -40,7 +42,10 @@ types RequestResponse (200), Event (202, runs in the background), DryRun (204);
 Python runtime's error payload; 404 ResourceNotFoundException; 413
 RequestEntityTooLargeException over 6 MB (1 MB for Event); 400
 InvalidParameterValueException / InvalidRequestContentException. Empty payloads
-reach the handler as ``{}``.
+reach the handler as ``{}``. One emulator stands for every region and account:
+ARNs naming any of them reach the same functions; the ARN a handler or an error
+message sees takes the region from the function's ARN, else from the signature,
+else ``region``, and the account from the ARN, else ``account_id``.
 
 Signatures: with ``credentials``, every request must be SigV4-signed by a known
 key (403 MissingAuthenticationTokenException, UnrecognizedClientException,
@@ -49,8 +54,8 @@ accepted in the signature's scope. Without, anything is accepted and the
 claimed access key is still recorded.
 
 STS: ``POST /`` ``Action=AssumeRole`` issues temporary keys (valid
-``assume_role_duration`` seconds) that Invoke then accepts; each Invoke record
-notes the role its key came from (``role_arn``).
+``assume_role_duration`` seconds, or DurationSeconds if shorter) that Invoke
+then accepts; each Invoke record notes the role its key came from (``role_arn``).
 
 Faults (``emu.set_fault(function, kind, count=None, **params)``, function ``"*"``
 for all; ``emu.clear_faults()``) replace the next ``count`` answers for a function
@@ -62,10 +67,11 @@ ServiceException, 413 RequestTooLargeException, ...); ``not_json`` (body,
 status); ``huge`` (size bytes of valid JSON). Faults are applied before the
 signature check, and the handler does not run (except for ``delay``).
 
-Records: ``emu.requests`` lists InvokeRecord(request_id, path_name, function,
-qualifier, invocation_type, log_type, headers, body, received, access_key,
-role_arn, fault, status); ``emu.invocations(fn)``, ``emu.assume_role_calls``,
-``emu.wait_idle()`` (Event handlers done), ``emu.reset()``.
+Records: ``emu.requests`` lists the last 10000 Invoke requests as
+InvokeRecord(request_id, path_name, function, qualifier, invocation_type,
+log_type, headers, body, received, access_key, role_arn, fault, status);
+``emu.invocations(fn)``, ``emu.assume_role_calls``, ``emu.wait_idle()`` (Event
+handlers done), ``emu.reset()``.
 
 HTTP control endpoints (unsigned): ``GET /_emulator/health``,
 ``GET /_emulator/requests`` (counts and request summaries),

@@ -61,7 +61,9 @@ def main(argv=None):
                 file.write(f"{emulator.port}\n")
             os.replace(temporary, args.port_file)
         print(f"plpy_lambda emulator listening on {emulator.url}", flush=True)
-        while not stop.wait(1.0):
+        # A short timeout: a signal that lands on another thread only wakes this
+        # one at its next check.
+        while not stop.wait(0.2):
             pass
     finally:
         emulator.stop()

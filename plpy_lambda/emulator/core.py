@@ -7,6 +7,7 @@ Event invocations still running.
 """
 
 import collections
+import importlib
 import sys
 import threading
 import time
@@ -51,8 +52,8 @@ class Emulator:
         """Listen and serve in a background thread; returns self at once."""
         if self._server is not None:
             return self
-        if self.keys.verify:
-            from . import signature  # noqa: F401  (import botocore now, not on the first request)
+        if self.keys.verify:  # load botocore now rather than on the first request
+            importlib.import_module(f"{__package__}.signature")
         self._server = EmulatorHTTPServer(self._address, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
@@ -62,7 +63,8 @@ class Emulator:
         return self
 
     def stop(self):
-        """Stop listening and close open connections. Handlers still running finish on their own."""
+        """Stop listening, close open connections, unload handler modules.
+        Handlers still running finish on their own."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -70,6 +72,7 @@ class Emulator:
         server.close_connections()
         server.server_close()
         self._thread.join(timeout=5)
+        self.functions.unload()
 
     def __enter__(self):
         return self.start()

@@ -13,7 +13,10 @@ restart):
 Each FunctionStore (one per Emulator) compiles handler files into modules of its
 own, with names unique to it, so two emulators never share module state. A
 module is kept (warm, like a Lambda execution environment) until its file
-changes; a file that failed to load is tried again on the next call.
+changes; a file that failed to load is tried again on the next call. As on
+Lambda, handlers share their process; but the functions directory is not put on
+sys.path, so helper modules beside the handlers import only if it is on
+PYTHONPATH.
 """
 
 import itertools
@@ -62,6 +65,8 @@ def stack_trace(error):
 class FunctionStore:
     def __init__(self, directory):
         self.directory = os.path.abspath(directory)
+        if not os.path.isdir(self.directory):
+            raise NotADirectoryError(f"functions directory not found: {directory}")
         self._prefix = f"_plpy_lambda_fn{next(_store_numbers)}_"
         self._generation = itertools.count(1)
         self._lock = threading.Lock()
@@ -146,6 +151,13 @@ class FunctionStore:
                 sys.modules.pop(cached[1], None)
             self._handlers[key] = (mtime, module.__name__, handler)
             return handler, (time.perf_counter() - started) * 1000
+
+    def unload(self):
+        """Forget the loaded modules (and take them out of sys.modules)."""
+        with self._lock:
+            for _, module_name, _ in self._handlers.values():
+                sys.modules.pop(module_name, None)
+            self._handlers.clear()
 
     def _import(self, path):
         label = os.path.basename(path)[:-3]

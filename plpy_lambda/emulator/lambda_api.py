@@ -14,9 +14,10 @@ real Lambda does; client context 3583 bytes; response payload 6 MB (else the
 runtime error Function.ResponseSizeTooLarge); ``X-Amz-Log-Result`` holds the
 last 4096 bytes of the call's log.
 
-The function's ARN uses the region of the ARN in the path, else the region the
-request was signed for, else the emulator's region. An ARN naming another
-account than the emulator's is not found.
+One emulator stands for every region and account: an ARN naming any of them
+reaches the same functions. The ARN the handler and error messages see uses the
+region of the ARN in the path, else the region the request was signed for, else
+the emulator's region, and the ARN's account, else the emulator's.
 """
 
 import base64
@@ -160,7 +161,7 @@ def _invoke(emu, request, record):
     account = match["account"] or emu.account_id
     arn = f"arn:{match['partition'] or 'aws'}:lambda:{region}:{account}:function:{name}"
     invoked_arn = f"{arn}:{qualifier}" if qualifier else arn
-    target = emu.functions.resolve(name, qualifier) if account == emu.account_id else None
+    target = emu.functions.resolve(name, qualifier)
     if target is None:
         return aws_error(404, "ResourceNotFoundException", f"Function not found: {invoked_arn}", request_id)
 

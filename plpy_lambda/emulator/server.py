@@ -24,6 +24,7 @@ MAX_BODY = 64 * 1024 * 1024  # larger bodies are refused unread (Lambda's own li
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections when 20 clients connect at once
 
     def __init__(self, address, emulator):
         self.emulator = emulator
@@ -119,7 +120,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             line = self.rfile.readline(1024)
             if not line:
                 raise ConnectionResetError("client closed the connection while sending")
-            size = int(line.split(b";")[0], 16)
+            try:
+                size = int(line.split(b";")[0], 16)
+            except ValueError:
+                self.close_connection = True
+                return aws_error(400, "InvalidRequestContentException", "Invalid chunked body", new_request_id())
             if size == 0:
                 break
             total += size
@@ -140,8 +145,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         body = response.body
         reason = self.responses.get(response.status, ("",))[0]
-        lines = [f"HTTP/1.1 {response.status} {reason}", f"Date: {self.date_time_string()}",
-                 f"Content-Length: {len(body)}"]
+        lines = [f"HTTP/1.1 {response.status} {reason}", f"Date: {self.date_time_string()}"]
+        if response.status != 204:  # a 204 has no body, and says nothing about its length
+            lines.append(f"Content-Length: {len(body)}")
         if response.content_type:
             lines.append(f"Content-Type: {response.content_type}")
         lines.extend(f"{name}: {value}" for name, value in response.headers)
