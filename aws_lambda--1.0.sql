@@ -19,7 +19,28 @@ CREATE TYPE aws_lambda._invoke_result AS (
     error_hint text
 );
 
--- One invocation. Failures come back as error columns (see _checked).
+-- Import plpy_lambda into this backend's Python, from the directory fixed at install time.
+CREATE FUNCTION aws_lambda._load()
+RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+import sys
+if "@PLPY_LAMBDA_DIR@" not in sys.path:
+    sys.path.insert(0, "@PLPY_LAMBDA_DIR@")
+try:
+    import plpy_lambda.sql
+except ImportError as error:
+    plpy.error("aws_lambda: the server's Python cannot import \"%s\"" % error.name,
+               detail="plpy_lambda and its dependencies (boto3, botocore) are installed "
+                      "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
+               hint="Run \"make install\" as root in the aws_lambda source tree "
+                    "(or pgxn install aws_lambda), then reconnect.",
+               sqlstate="LM090")
+GD["plpy_lambda.sql"] = plpy_lambda.sql
+$py$;
+
+-- One invocation. Failures come back as error columns (see _no_error).
 CREATE FUNCTION aws_lambda._invoke_py(
     function_name text, payload text, region text, invocation_type text, log_type text,
     context text, qualifier text, composite_region text, from_composite boolean,
@@ -28,46 +49,59 @@ RETURNS aws_lambda._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $py$
-entry = GD.get("plpy_lambda.sql")
-if entry is None:
-    import sys
-    if "@PLPY_LAMBDA_DIR@" not in sys.path:
-        sys.path.insert(0, "@PLPY_LAMBDA_DIR@")
-    try:
-        import plpy_lambda.sql as entry
-    except ImportError as error:
-        plpy.error("aws_lambda: the server's Python cannot import \"%s\"" % error.name,
-                   detail="plpy_lambda and its dependencies (boto3, botocore) are installed "
-                          "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
-                   hint="Run \"make install\" as root in the aws_lambda source tree "
-                        "(or pgxn install aws_lambda), then reconnect.",
-                   sqlstate="LM090")
-    GD["plpy_lambda.sql"] = entry
-return entry.invoke(plpy, GD, function_name, payload, region, invocation_type, log_type,
-                    context, qualifier, composite_region, from_composite, connect_timeout,
-                    request_timeout, conf_load_time)
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda._load()")
+return GD["plpy_lambda.sql"].invoke(
+    plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
+    composite_region, from_composite, connect_timeout, request_timeout, conf_load_time)
 $py$;
 
--- Raise the error a result carries, with its own SQLSTATE, message, DETAIL and HINT.
-CREATE FUNCTION aws_lambda._checked(r aws_lambda._invoke_result)
-RETURNS aws_lambda._invoke_result
+-- Many invocations of one function, rows in input order. An error of the whole call
+-- comes back as a row whose ordinality is NULL.
+CREATE TYPE aws_lambda._batch_row AS (
+    ordinality bigint,
+    status_code int,
+    payload text,
+    executed_version text,
+    log_result text,
+    error_sqlstate text,
+    error_message text,
+    error_detail text,
+    error_hint text
+);
+
+CREATE FUNCTION aws_lambda._invoke_many_py(
+    function_name text, payloads text[], region text, invocation_type text, log_type text,
+    context text, qualifier text, max_concurrency int,
+    connect_timeout text, request_timeout text, conf_load_time timestamptz)
+RETURNS SETOF aws_lambda._batch_row
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda._load()")
+return GD["plpy_lambda.sql"].invoke_many(
+    plpy, GD, function_name, payloads, region, invocation_type, log_type, context, qualifier,
+    max_concurrency, connect_timeout, request_timeout, conf_load_time)
+$py$;
+
+-- True when there is no error; else raise it with its own SQLSTATE, message, DETAIL, HINT.
+CREATE FUNCTION aws_lambda._no_error(sqlstate text, message text, detail text, hint text)
+RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF r.error_sqlstate IS NULL THEN
-        RETURN r;
-    ELSIF r.error_detail IS NOT NULL AND r.error_hint IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = r.error_sqlstate, MESSAGE = r.error_message,
-            DETAIL = r.error_detail, HINT = r.error_hint;
-    ELSIF r.error_detail IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = r.error_sqlstate, MESSAGE = r.error_message,
-            DETAIL = r.error_detail;
-    ELSIF r.error_hint IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = r.error_sqlstate, MESSAGE = r.error_message,
-            HINT = r.error_hint;
+    IF sqlstate IS NULL THEN
+        RETURN true;
+    ELSIF detail IS NOT NULL AND hint IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail, HINT = hint;
+    ELSIF detail IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail;
+    ELSIF hint IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, HINT = hint;
     ELSE
-        RAISE EXCEPTION USING ERRCODE = r.error_sqlstate, MESSAGE = r.error_message;
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message;
     END IF;
 END
 $$;
@@ -103,11 +137,12 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::json, r.executed_version, r.log_result
-FROM aws_lambda._checked(aws_lambda._invoke_py(
+FROM aws_lambda._invoke_py(
         $1, $2::text, $3, $4, $5, $6::text, $7, NULL, false,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time())) AS r
+        pg_catalog.pg_conf_load_time()) AS r
+WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -126,11 +161,12 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::jsonb, r.executed_version, r.log_result
-FROM aws_lambda._checked(aws_lambda._invoke_py(
+FROM aws_lambda._invoke_py(
         $1, $2::text, $3, $4, $5, $6::text, $7, NULL, false,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time())) AS r
+        pg_catalog.pg_conf_load_time()) AS r
+WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -148,11 +184,12 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::json, r.executed_version, r.log_result
-FROM aws_lambda._checked(aws_lambda._invoke_py(
+FROM aws_lambda._invoke_py(
         ($1).function_name, $2::text, NULL, $3, $4, $5::text, $6, ($1).region, true,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time())) AS r
+        pg_catalog.pg_conf_load_time()) AS r
+WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -170,11 +207,79 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::jsonb, r.executed_version, r.log_result
-FROM aws_lambda._checked(aws_lambda._invoke_py(
+FROM aws_lambda._invoke_py(
         ($1).function_name, $2::text, NULL, $3, $4, $5::text, $6, ($1).region, true,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time())) AS r
+        pg_catalog.pg_conf_load_time()) AS r
+WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+$$;
+
+-- invoke_many: the same function for every payload, at most max_concurrency at a time.
+CREATE FUNCTION aws_lambda.invoke_many(
+    IN function_name text,
+    IN payloads json[],
+    IN region text DEFAULT NULL,
+    IN invocation_type text DEFAULT 'RequestResponse',
+    IN log_type text DEFAULT 'None',
+    IN context json DEFAULT NULL,
+    IN qualifier varchar(128) DEFAULT NULL,
+    IN max_concurrency int DEFAULT 10,
+    OUT ordinality bigint,
+    OUT status_code int,
+    OUT payload json,
+    OUT executed_version text,
+    OUT log_result text,
+    OUT error_sqlstate text,
+    OUT error_message text,
+    OUT error_detail text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.ordinality, r.status_code, r.payload::json, r.executed_version, r.log_result,
+       r.error_sqlstate, r.error_message, r.error_detail
+FROM aws_lambda._invoke_many_py(
+        $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time()) AS r
+WHERE CASE WHEN r.ordinality IS NULL
+           THEN aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+           ELSE true END
+$$;
+
+CREATE FUNCTION aws_lambda.invoke_many(
+    IN function_name text,
+    IN payloads jsonb[],
+    IN region text DEFAULT NULL,
+    IN invocation_type text DEFAULT 'RequestResponse',
+    IN log_type text DEFAULT 'None',
+    IN context jsonb DEFAULT NULL,
+    IN qualifier varchar(128) DEFAULT NULL,
+    IN max_concurrency int DEFAULT 10,
+    OUT ordinality bigint,
+    OUT status_code int,
+    OUT payload jsonb,
+    OUT executed_version text,
+    OUT log_result text,
+    OUT error_sqlstate text,
+    OUT error_message text,
+    OUT error_detail text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.ordinality, r.status_code, r.payload::jsonb, r.executed_version, r.log_result,
+       r.error_sqlstate, r.error_message, r.error_detail
+FROM aws_lambda._invoke_many_py(
+        $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time()) AS r
+WHERE CASE WHEN r.ordinality IS NULL
+           THEN aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+           ELSE true END
 $$;
 
 -- After CREATE EXTENSION only the administrator can invoke. Application roles need:

@@ -189,6 +189,10 @@ class Canceled(LambdaError):
         self.sqlstate = sqlstate or QUERY_CANCELED
 
 
+NO_RESULT = {"status_code": None, "payload": None, "executed_version": None, "log_result": None}
+NO_ERROR = {"error_sqlstate": None, "error_message": None, "error_detail": None, "error_hint": None}
+
+
 def as_row(error):
     """The error columns the SQL layer raises from."""
     return {

@@ -28,23 +28,18 @@ def test_the_installed_script_names_a_fixed_root_owned_python_directory():
 
 
 def test_a_missing_package_gives_an_error_that_says_what_to_do(cluster):
-    body = psycopg.connect(cluster.dsn(), autocommit=True).execute(
-        "SELECT prosrc FROM pg_proc WHERE oid = 'aws_lambda._invoke_py'::regproc").fetchone()[0]
+    """aws_lambda._load() imports plpy_lambda from the installed directory; a copy of it
+    pointed at an empty one shows what a user of an incomplete installation sees."""
     directory = os.path.join(sharedir(), "aws_lambda", "python")
-    broken = body.replace(directory, "/nonexistent/aws_lambda/python")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        body = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'aws_lambda._load'::regproc").fetchone()[0]
+        assert directory in body
         conn.execute("DROP SCHEMA IF EXISTS broken CASCADE")
         conn.execute("CREATE SCHEMA broken")
-        conn.execute(
-            "CREATE FUNCTION broken.f(function_name text, payload text, region text, "
-            "invocation_type text, log_type text, context text, qualifier text, "
-            "composite_region text, from_composite boolean, connect_timeout text, "
-            "request_timeout text, conf_load_time timestamptz) "
-            "RETURNS aws_lambda._invoke_result LANGUAGE plpython3u AS $py$"
-            + broken.replace('GD.get("plpy_lambda.sql")', "None") + "$py$")
+        conn.execute("CREATE FUNCTION broken.load() RETURNS void LANGUAGE plpython3u AS $py$"
+                     + body.replace(directory, "/nonexistent/aws_lambda/python") + "$py$")
         with pytest.raises(psycopg.Error) as caught:
-            conn.execute("SELECT broken.f('simple', '{}', NULL, 'RequestResponse', 'None', "
-                         "NULL, NULL, NULL, false, NULL, NULL, now())")
+            conn.execute("SELECT broken.load()")
         conn.execute("DROP SCHEMA broken CASCADE")
     diag = caught.value.diag
     assert diag.sqlstate == "LM090"

@@ -1,0 +1,181 @@
+"""Cancellation and timeouts: a running invoke stops when PostgreSQL or a timeout says so.
+
+The `sleep` function would run for 30 seconds; none of these tests waits for it.
+"""
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+SLEEP_30 = """SELECT aws_lambda.invoke('sleep', '{"seconds": 30}'::json)"""
+SLACK = 0.25  # seconds allowed on top of the deadline, for a busy 2-core CI machine
+
+
+@pytest.fixture
+def session(cluster, db):
+    """A second connection: the one whose invoke gets canceled (db is the one that cancels)."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("SET aws_lambda.request_timeout_ms = 60000")
+        yield conn
+
+
+class Running:
+    """A statement running on conn in a background thread."""
+
+    def __init__(self, conn, sql):
+        self.error = None
+        self.ended = None
+        self.thread = threading.Thread(target=self._run, args=(conn, sql), daemon=True)
+        self.thread.start()
+
+    def _run(self, conn, sql):
+        try:
+            conn.execute(sql)
+        except psycopg.Error as error:
+            self.error = error
+        self.ended = time.monotonic()
+
+    def wait(self, timeout=10):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the statement is still running"
+        return self.error
+
+
+def wait_until_received(emulator, function, timeout=5):
+    """Wait until the endpoint has the request: the invoke is then in flight."""
+    end = time.monotonic() + timeout
+    while not any(r.function == function for r in emulator.requests):
+        assert time.monotonic() < end, f"{function} was never invoked"
+        time.sleep(0.01)
+
+
+def backend_pid(conn):
+    return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+
+def timed(conn, sql):
+    start = time.monotonic()
+    row = conn.execute(sql).fetchone()
+    return row, time.monotonic() - start
+
+
+def failing(conn, sql):
+    """Run sql, expecting an error: (the error, seconds it took)."""
+    start = time.monotonic()
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(sql)
+    return caught.value, time.monotonic() - start
+
+
+def test_statement_timeout_stops_a_long_invoke(session, emulator):
+    session.execute("SET statement_timeout = '300ms'")
+    error, elapsed = failing(session, SLEEP_30)
+    assert error.diag.sqlstate == "57014"
+    assert error.diag.message_primary == "canceling statement due to statement timeout"
+    assert elapsed < 0.3 + SLACK
+    assert emulator.invocations("sleep") == 1
+
+
+def test_pg_cancel_backend_stops_a_long_invoke(db, session, emulator):
+    running = Running(session, SLEEP_30)
+    wait_until_received(emulator, "sleep")
+    canceled_at = time.monotonic()
+    assert db.execute("SELECT pg_cancel_backend(%s)", (backend_pid(db) and session.info.backend_pid,)).fetchone() == (True,)
+    error = running.wait()
+    assert error.diag.sqlstate == "57014"
+    assert error.diag.message_primary == "canceling statement due to user request"
+    assert running.ended - canceled_at < SLACK
+
+
+def test_pg_terminate_backend_ends_the_backend_promptly(db, session, emulator, cluster):
+    pid = session.info.backend_pid
+    running = Running(session, SLEEP_30)
+    wait_until_received(emulator, "sleep")
+    terminated_at = time.monotonic()
+    db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    error = running.wait()
+    assert isinstance(error, psycopg.OperationalError)
+    assert running.ended - terminated_at < SLACK
+    deadline = time.monotonic() + 1
+    while db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() != (0,):
+        assert time.monotonic() < deadline, "the terminated backend is still listed"
+        time.sleep(0.02)
+    # The backend ended cleanly: no crash, so the other sessions were not reset.
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+    assert "terminated by signal" not in cluster.server_log()
+
+
+def test_after_a_cancel_the_session_goes_on_at_full_speed(session, emulator):
+    session.execute("SET statement_timeout = '200ms'")
+    for _ in range(3):  # three abandoned 30-second calls, still running on the endpoint
+        error, _ = failing(session, SLEEP_30)
+        assert error.diag.sqlstate == "57014"
+    session.execute("RESET statement_timeout")
+    assert session.execute("SELECT 1").fetchone() == (1,)
+    row, elapsed = timed(session, "SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)")
+    assert row == (200,)
+    assert elapsed < 0.5
+    row, elapsed = timed(session, """SELECT payload FROM aws_lambda.invoke('sleep', '{"seconds": 0.2}'::json)""")
+    assert row == ({"slept": 0.2},)
+    assert 0.2 <= elapsed < 0.2 + SLACK
+    assert emulator.invocations("sleep") == 4
+
+
+def test_a_cancel_inside_a_transaction_rolls_it_back(session, emulator):
+    session.execute("CREATE TEMP TABLE calls (n int)")
+    session.execute("SET statement_timeout = '200ms'")
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        with session.transaction():
+            session.execute("INSERT INTO calls VALUES (1)")
+            session.execute(SLEEP_30)
+    session.execute("RESET statement_timeout")
+    assert session.execute("SELECT count(*) FROM calls").fetchone() == (0,)
+    assert session.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+
+
+def test_request_timeout_ends_the_call_and_does_not_send_it_again(db, emulator):
+    db.execute("SET aws_lambda.request_timeout_ms = 200")
+    db.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")  # the connection is made
+    error, elapsed = failing(db, """SELECT aws_lambda.invoke('sleep', '{"seconds": 2}'::json)""")
+    assert error.diag.sqlstate == "LM002"
+    assert error.diag.message_primary == "invoke API failed"
+    assert error.diag.message_detail == "AWS Lambda client returned 'Request timeout'."
+    assert "(200 ms)" in error.diag.message_hint
+    assert "not retried" in error.diag.message_hint
+    assert elapsed < 0.2 + SLACK
+    time.sleep(2)  # the abandoned call has finished on the endpoint by now
+    assert emulator.invocations("sleep") == 1
+    assert [r.function for r in emulator.requests] == ["simple", "sleep"]
+    assert db.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_call_within_the_request_timeout_succeeds(db):
+    db.execute("SET aws_lambda.request_timeout_ms = 1500")
+    row, elapsed = timed(db, """SELECT payload FROM aws_lambda.invoke('sleep', '{"seconds": 1}'::json)""")
+    assert row == ({"slept": 1},)
+    assert 1 <= elapsed < 1 + SLACK
+
+
+@pytest.mark.parametrize("setting", ["aws_lambda.connect_timeout_ms", "aws_lambda.request_timeout_ms"])
+@pytest.mark.parametrize("value", ["0", "900001", "-1", "1.5", "1e3", "10ms", "abc", "99999999999999999999"])
+def test_timeout_settings_outside_the_range_or_not_integers_are_refused(db, emulator, setting, value):
+    db.execute(f"SET {setting} = '{value}'")
+    error, _ = failing(db, "SELECT aws_lambda.invoke('simple', '{}'::json)")
+    assert error.diag.sqlstate == "22023"
+    assert error.diag.message_primary.startswith(f'invalid value for setting "{setting}": ')
+    assert emulator.requests == []
+    db.execute(f"RESET {setting}")
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+
+
+@pytest.mark.parametrize("setting", ["aws_lambda.connect_timeout_ms", "aws_lambda.request_timeout_ms"])
+def test_timeout_settings_accept_the_whole_range(db, setting):
+    db.execute(f"SET {setting} = 900000")
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+    db.execute(f"SET {setting} = 1")
+    try:
+        db.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")
+    except psycopg.Error as error:  # 1 ms may well be too short; it is not refused, though
+        assert error.diag.sqlstate in ("LM001", "LM002")
