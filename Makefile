@@ -38,7 +38,7 @@ install-python:
 	find '$(DESTDIR)$(PLPY_LAMBDA_DIR).new/plpy_lambda' -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -m compileall -q '$(DESTDIR)$(PLPY_LAMBDA_DIR).new' >/dev/null
 	chmod -R go-w,a+rX '$(DESTDIR)$(PLPY_LAMBDA_DIR).new'
-	$(PYTHON) -I -c 'import sys; sys.path.insert(0, sys.argv[1]); import plpy_lambda.sql, botocore.auth, botocore.credentials, urllib3' \
+	$(PYTHON) -I -c 'import sys; sys.path.insert(0, sys.argv[1]); import plpy_lambda.sql, botocore.credentials' \
 		'$(DESTDIR)$(PLPY_LAMBDA_DIR).new'
 	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR)'
 	mv '$(DESTDIR)$(PLPY_LAMBDA_DIR).new' '$(DESTDIR)$(PLPY_LAMBDA_DIR)'

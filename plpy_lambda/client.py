@@ -1,7 +1,10 @@
 """The HTTP call to the Lambda Invoke API: signing, connection reuse, retries.
 
-Runs in a worker thread (see interrupts.py) and never touches plpy.
-Connections are kept alive per endpoint across calls of the backend.
+Runs in a worker thread (see interrupts.py) and never touches plpy. Keep-alive
+connections are kept per endpoint across the calls of a backend. The standard
+library's http.client does the HTTP: it imports in a few milliseconds, where
+urllib3 and botocore's request stack would cost a large part of a new
+connection's first call.
 
 Retry policy: a request is sent again only when it cannot have reached the
 service: the connection could not be made, or the service answered 429
@@ -11,19 +14,22 @@ after sending, or any other answer is final, so a function is never run twice
 because of us.
 """
 
+import http.client
 import random
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from plpy_lambda import errors
+from plpy_lambda import errors, sigv4
 
 API_VERSION = "2015-03-31"
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.05  # seconds
 BACKOFF_CAP = 1.0
-POOL_SIZE = 8
+IDLE_CONNECTIONS = 64  # kept per endpoint; as many as invoke_many may have in flight
 
 
 @dataclass
@@ -43,16 +49,80 @@ class Request:
     body: bytes
 
     @property
-    def target(self):
-        """The request target: path and query."""
-        target = f"/{API_VERSION}/functions/{quote(self.function, safe='')}/invocations"
-        if self.qualifier:
-            target += "?Qualifier=" + quote(self.qualifier, safe="")
-        return target
+    def path(self):
+        return f"/{API_VERSION}/functions/{quote(self.function, safe='')}/invocations"
+
+    @property
+    def query(self):
+        return "Qualifier=" + quote(self.qualifier, safe="") if self.qualifier else ""
+
+
+class NotConnected(Exception):
+    """The connection could not be made: nothing was sent."""
+
+
+class Pool:
+    """Idle keep-alive connections to one endpoint."""
+
+    def __init__(self, endpoint):
+        parts = urlsplit(endpoint)
+        self.endpoint = endpoint
+        self.host = parts.netloc
+        self._https = parts.scheme == "https"
+        self._hostname = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._tls = None
+        self._idle = []
+        self._lock = threading.Lock()
+
+    def take(self, connect_timeout):
+        """A live idle connection, or a new one connected within connect_timeout."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if _still_open(conn):
+                return conn
+            conn.close()
+        if self._https:
+            if self._tls is None:
+                import ssl
+
+                self._tls = ssl.create_default_context()
+            conn = http.client.HTTPSConnection(self._hostname, self._port,
+                                               timeout=connect_timeout, context=self._tls)
+        else:
+            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as error:
+            conn.close()
+            raise NotConnected(_cause(error)) from None
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def give_back(self, conn):
+        with self._lock:
+            if len(self._idle) < IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+
+def _still_open(conn):
+    """An idle keep-alive socket that is readable has been closed (or is broken)."""
+    if conn.sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 class Transport:
-    """Connection pools per endpoint; one per backend."""
+    """Connection pools per endpoint; one Transport per backend."""
 
     def __init__(self, credentials):
         self._credentials = credentials
@@ -63,77 +133,58 @@ class Transport:
         with self._lock:
             pool = self._pools.get(endpoint)
             if pool is None:
-                import urllib3
-
-                pool = urllib3.connection_from_url(
-                    endpoint, maxsize=POOL_SIZE, block=False, retries=False
-                )
-                self._pools[endpoint] = pool
+                pool = self._pools[endpoint] = Pool(endpoint)
             return pool
 
     def send(self, request, role_arn, timeouts, deadline):
         """Sign and send, retrying only where it is safe. Returns a Response."""
-        import urllib3
-        from urllib3.exceptions import (
-            ConnectTimeoutError,
-            NewConnectionError,
-            ProtocolError,
-            ReadTimeoutError,
-        )
-
         credentials = self._credentials.get(role_arn, request.region)
         pool = self._pool(request.endpoint)
+        target = request.path + ("?" + request.query if request.query else "")
         attempt = 0
         while True:
             attempt += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise errors.request_timed_out(request.endpoint, timeouts.request, sent=attempt > 1)
-            headers = _signed_headers(request, credentials)
+                raise errors.request_timed_out(request.endpoint, timeouts.request, sent=False)
             try:
-                answer = pool.urlopen(
-                    "POST",
-                    request.target,
-                    body=request.body,
-                    headers=headers,
-                    timeout=urllib3.Timeout(
-                        connect=min(timeouts.connect, remaining), read=remaining
-                    ),
-                    retries=False,
-                    redirect=False,
-                    assert_same_host=False,
-                    preload_content=True,
-                )
-            except (NewConnectionError, ConnectTimeoutError) as error:
+                conn = pool.take(min(timeouts.connect, remaining))
+            except NotConnected as error:
                 if attempt < MAX_ATTEMPTS and _backoff(attempt, deadline):
                     continue
-                raise errors.unable_to_connect(request.endpoint, _cause(error)) from None
-            except ReadTimeoutError:
-                raise errors.request_timed_out(request.endpoint, timeouts.request, sent=True) from None
-            except ProtocolError as error:
-                raise errors.connection_lost(request.endpoint, _cause(error)) from None
-            except urllib3.exceptions.HTTPError as error:
-                raise errors.unable_to_connect(request.endpoint, _cause(error)) from None
-            response = Response(
-                status=answer.status,
-                headers={k.lower(): v for k, v in answer.headers.items()},
-                body=answer.data,
-            )
+                raise errors.unable_to_connect(request.endpoint, error) from None
+            headers = sigv4.sign("POST", pool.host, request.path, request.query, request.headers,
+                                 request.body, request.region, "lambda", credentials)
+            response = _exchange(conn, pool, target, headers, request.body,
+                                 min(timeouts.request, deadline - time.monotonic()), timeouts)
             if response.status == 429 and attempt < MAX_ATTEMPTS:
                 if _backoff(attempt, deadline, response.headers.get("retry-after")):
                     continue
             return response
 
 
-def _signed_headers(request, credentials):
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    aws_request = AWSRequest(
-        method="POST", url=request.endpoint + request.target, data=request.body, headers=dict(request.headers)
+def _exchange(conn, pool, target, headers, body, read_timeout, timeouts):
+    """One request and its response on a connected socket. Nothing here is retried."""
+    try:
+        conn.sock.settimeout(max(read_timeout, 0.001))
+        conn.request("POST", target, body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+    except socket.timeout:
+        conn.close()
+        raise errors.request_timed_out(pool.endpoint, timeouts.request, sent=True) from None
+    except (OSError, http.client.HTTPException) as error:
+        conn.close()
+        raise errors.connection_lost(pool.endpoint, _cause(error)) from None
+    if answer.will_close:
+        conn.close()
+    else:
+        pool.give_back(conn)
+    return Response(
+        status=answer.status,
+        headers={name.lower(): value for name, value in answer.getheaders()},
+        body=data,
     )
-    SigV4Auth(credentials, "lambda", request.region).add_auth(aws_request)
-    return dict(aws_request.headers.items())
 
 
 def _backoff(attempt, deadline, retry_after=None):
@@ -152,9 +203,5 @@ def _backoff(attempt, deadline, retry_after=None):
 
 def _cause(error):
     """A short, secret-free description of a transport error."""
-    reason = getattr(error, "reason", None) or error
-    text = str(reason)
-    # urllib3 prefixes messages with the connection object's repr; keep the tail.
-    if ": " in text and text.startswith("<"):
-        text = text.split(": ", 1)[1]
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return text[:300]

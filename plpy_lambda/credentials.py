@@ -9,10 +9,25 @@ Secrets stay inside botocore's credential objects and the request signature.
 
 import os
 import threading
+from collections import namedtuple
 
 from plpy_lambda import errors
 
 ROLE_SESSION_NAME = "aws_lambda-postgresql"
+
+# The shape of botocore's frozen credentials.
+Frozen = namedtuple("Frozen", "access_key secret_key token")
+
+
+def environment_credentials():
+    """Keys from the server's environment: the first link of botocore's chain, read
+    directly so that the common case needs no botocore import at all."""
+    access_key = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access_key or not secret_key or os.environ.get("AWS_CREDENTIAL_EXPIRATION"):
+        return None
+    token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN")
+    return Frozen(access_key, secret_key, token or None)
 
 
 class CredentialSource:
@@ -41,6 +56,10 @@ class CredentialSource:
 
     def get(self, role_arn, region):
         """Frozen credentials (access key, secret key, token) for one request."""
+        if not role_arn:
+            static = environment_credentials()
+            if static is not None:
+                return static
         import botocore.exceptions
 
         try:

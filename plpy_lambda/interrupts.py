@@ -21,22 +21,35 @@ SLICE = 0.02  # seconds between interrupt checks
 MAX_WORKERS = 64
 
 
+class _Workers(ThreadPoolExecutor):
+    """A thread pool whose threads start with every signal blocked.
+
+    A new thread inherits the signal mask of the thread that starts it, so the mask
+    is blocked around thread creation only, which happens when no worker is idle.
+    """
+
+    _ALL_SIGNALS = signal.valid_signals()
+
+    def _adjust_thread_count(self):
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, self._ALL_SIGNALS)
+        try:
+            super()._adjust_thread_count()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class Waiter:
     """The worker threads of one backend, and the interrupt check."""
 
     def __init__(self):
-        self._executor = ThreadPoolExecutor(
-            max_workers=MAX_WORKERS, thread_name_prefix="plpy_lambda"
-        )
+        self._executor = _Workers(max_workers=MAX_WORKERS, thread_name_prefix="plpy_lambda")
         self._check_plan = None
 
     def submit(self, fn, *args):
-        """Start fn in a worker; threads it creates inherit a fully blocked signal mask."""
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            return self._executor.submit(fn, *args)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        """Start fn in a worker thread."""
+        return self._executor.submit(fn, *args)
 
     def wait(self, plpy, future, deadline, on_deadline):
         """The future's result, checking for interrupts every SLICE seconds.

@@ -1,0 +1,275 @@
+"""Faults between the database and Lambda: each ends in a clear error (or the right
+result), the function never runs twice because of us, and the session goes on.
+
+The session's endpoint breaks on request (emulator.set_fault); an unreachable or
+black-holed endpoint needs a second cluster, whose postgresql.conf points there.
+"""
+
+import socket
+import time
+
+import psycopg
+import pytest
+
+from cluster import Cluster
+from conftest import SERVER_ENV
+
+SIMPLE = "SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
+SLACK = 0.25  # seconds allowed on top of a deadline, for a busy 2-core CI machine
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(emulator):
+    yield
+    emulator.clear_faults()
+
+
+@pytest.fixture
+def warm(db):
+    """db after one successful call: the connection to the endpoint is open and reused."""
+    assert db.execute(SIMPLE).fetchone() == (200,)
+    return db
+
+
+def failing(conn, sql="SELECT aws_lambda.invoke('simple', '{}'::json)"):
+    """Run sql, expecting an error: (its diagnostics, seconds it took)."""
+    start = time.monotonic()
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(sql)
+    return caught.value.diag, time.monotonic() - start
+
+
+def sent(emulator, function="simple"):
+    """How many requests for function reached the endpoint."""
+    return sum(1 for r in emulator.requests if r.function == function)
+
+
+def goes_on(conn, emulator=None):
+    """The same backend still works, and invokes normally once the endpoint is healthy."""
+    if emulator is not None:
+        emulator.clear_faults()
+    pid = conn.info.backend_pid
+    assert conn.execute("SELECT pg_backend_pid()").fetchone() == (pid,)
+    return conn.execute(SIMPLE).fetchone() == (200,)
+
+
+# -- the connection breaks after the request was sent: never retried ----------------
+
+@pytest.mark.parametrize("kind", ["close_before_response", "drop_mid_response"])
+def test_connection_lost_after_sending_is_reported_and_not_retried(warm, emulator, kind):
+    emulator.reset()
+    emulator.set_fault("simple", kind, count=1)
+    diag, _ = failing(warm)
+    assert diag.sqlstate == "LM005"
+    assert diag.message_primary == "invoke API failed"
+    assert diag.message_detail == "AWS Lambda client returned 'Connection lost before the response was complete'."
+    assert "not retried" in diag.message_hint
+    assert sent(emulator) == 1
+    assert goes_on(warm)
+
+
+def test_a_slow_answer_within_the_request_timeout_is_a_result(warm, emulator):
+    emulator.set_fault("simple", "delay", count=1, seconds=0.5)
+    warm.execute("SET aws_lambda.request_timeout_ms = 1000")
+    start = time.monotonic()
+    assert warm.execute(SIMPLE).fetchone() == (200,)
+    assert time.monotonic() - start >= 0.5
+
+
+def test_an_answer_slower_than_the_request_timeout_is_lm002_and_not_retried(warm, emulator):
+    emulator.reset()
+    emulator.set_fault("simple", "delay", count=1, seconds=1.0)
+    warm.execute("SET aws_lambda.request_timeout_ms = 300")
+    diag, elapsed = failing(warm)
+    assert diag.sqlstate == "LM002"
+    assert diag.message_detail == "AWS Lambda client returned 'Request timeout'."
+    assert elapsed < 0.3 + SLACK
+    time.sleep(1.0)  # the delayed call is then served: the function runs, once
+    assert emulator.invocations("simple") == 1
+    assert sent(emulator) == 1
+    assert goes_on(warm)
+
+
+# -- throttling: retried, with backoff, inside the request timeout -------------------
+
+def test_throttling_that_passes_is_retried_until_the_call_gets_through(warm, emulator):
+    emulator.reset()
+    emulator.set_fault("simple", "status", count=2, status=429, retry_after=0)
+    assert warm.execute(SIMPLE).fetchone() == (200,)
+    assert sent(emulator) == 3
+    assert emulator.invocations("simple") == 1
+
+
+def test_retries_honour_retry_after(warm, emulator):
+    emulator.reset()
+    emulator.set_fault("simple", "status", count=1, status=429)  # Retry-After: 1
+    start = time.monotonic()
+    assert warm.execute(SIMPLE).fetchone() == (200,)
+    assert time.monotonic() - start >= 1
+    assert sent(emulator) == 2
+
+
+@pytest.mark.parametrize("retry_after", [None, 0])
+def test_throttling_that_outlasts_the_retries_is_lm003_too_many_requests(warm, emulator, retry_after):
+    emulator.reset()
+    warm.execute("SET aws_lambda.connect_timeout_ms = 100")
+    warm.execute("SET aws_lambda.request_timeout_ms = 1000")
+    emulator.set_fault("simple", "status", status=429, retry_after=retry_after)
+    diag, elapsed = failing(warm)
+    assert diag.sqlstate == "LM003"
+    assert diag.message_primary == "invoke API failed"
+    assert diag.message_detail.startswith("AWS Lambda client returned 'TooManyRequestsException")
+    assert elapsed < 1.1 + SLACK  # the backoff stays inside connect + request timeouts
+    assert 2 <= sent(emulator) <= 5  # retried, a bounded number of times
+    assert emulator.invocations("simple") == 0
+    assert goes_on(warm, emulator)
+
+
+# -- the service answers with an error: final --------------------------------------
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_service_error_is_lm005_and_not_retried(warm, emulator, status):
+    emulator.reset()
+    emulator.set_fault("simple", "status", count=1, status=status)
+    diag, _ = failing(warm)
+    assert diag.sqlstate == "LM005"
+    assert diag.message_detail == (
+        "AWS Lambda client returned 'ServiceException: An error occurred and the request cannot be processed.'.")
+    assert f"HTTP {status}" in diag.message_hint
+    assert sent(emulator) == 1
+    assert goes_on(warm)
+
+
+def test_request_too_large_from_the_service_is_lm004(warm, emulator):
+    emulator.set_fault("simple", "status", count=1, status=413)
+    diag, _ = failing(warm)
+    assert diag.sqlstate == "LM004"
+    assert diag.message_detail.startswith("AWS Lambda client returned 'RequestTooLargeException: ")
+    assert "HTTP 413" in diag.message_hint
+    assert goes_on(warm)
+
+
+@pytest.mark.parametrize("status, body", [(200, "this is not JSON"), (200, '{"cut": '),
+                                          (502, "<html><body>Bad Gateway</body></html>")])
+def test_an_answer_that_is_not_json_is_lm005(warm, emulator, status, body):
+    emulator.set_fault("simple", "not_json", count=1, status=status, body=body)
+    diag, _ = failing(warm)
+    assert diag.sqlstate == "LM005"
+    assert diag.message_primary == "invoke API failed"
+    if status == 200:
+        assert diag.message_detail == (
+            "AWS Lambda client returned 'Invalid response: the function's payload is not JSON'.")
+    else:
+        assert "Bad Gateway" in diag.message_detail
+    assert goes_on(warm)
+
+
+def test_a_huge_answer_arrives_whole(warm, emulator):
+    size = 5 * 1024 * 1024
+    emulator.set_fault("simple", "huge", count=1, size=size)
+    row = warm.execute("""SELECT status_code, octet_length(payload::text), left(payload::text, 3)
+                          FROM aws_lambda.invoke('simple', '{}'::json)""").fetchone()
+    assert row == (200, size, '"xx')
+    assert goes_on(warm)
+
+
+def test_faults_on_the_jsonb_and_composite_overloads_too(warm, emulator):
+    emulator.set_fault("simple", "not_json", count=1)
+    diag, _ = failing(warm, "SELECT aws_lambda.invoke('simple', '{}'::jsonb)")
+    assert diag.sqlstate == "LM005"
+    emulator.set_fault("simple", "close_before_response", count=1)
+    diag, _ = failing(warm, """SELECT aws_lambda.invoke(
+        aws_commons.create_lambda_function_arn('simple'), '{}'::jsonb, invocation_type => 'Event')""")
+    assert diag.sqlstate == "LM005"
+    assert goes_on(warm)
+
+
+# -- the endpoint cannot be reached: nothing was sent, so retrying is safe -----------
+
+@pytest.fixture(scope="module")
+def elsewhere():
+    """A second cluster; point_at(url) moves its endpoint_override (postgresql.conf, reload)."""
+    pg = Cluster(env=SERVER_ENV)
+    pg.start()
+    pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
+
+    def point_at(url):
+        pg.write_conf({"aws_lambda.endpoint_override": f"'{url}'"})
+        pg.reload()
+        return psycopg.connect(pg.dsn(), autocommit=True)
+
+    yield point_at
+    pg.stop()
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def black_hole():
+    """A port where connecting hangs: a listener whose backlog (0) is full and that never
+    accepts, so the kernel drops further SYNs. Yields the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.settimeout(0.2)
+        fillers.append(filler)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except TimeoutError:
+            break  # the queue is full: connects now hang
+    else:
+        pytest.skip("this kernel completes connections past a full listen queue")
+    yield port
+    for s in fillers + [listener]:
+        s.close()
+
+
+def test_connection_refused_is_lm001_unable_to_connect(elsewhere, closed_port):
+    with elsewhere(f"http://127.0.0.1:{closed_port}") as conn:
+        diag, elapsed = failing(conn)
+        assert diag.sqlstate == "LM001"
+        assert diag.message_primary == "invoke API failed"
+        assert diag.message_detail == "AWS Lambda client returned 'Unable to connect to endpoint'."
+        assert f"http://127.0.0.1:{closed_port}: " in diag.message_hint
+        assert "Connection refused" in diag.message_hint
+        assert elapsed < 1 + 3 + SLACK  # retries (nothing was sent) stay inside the timeouts
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_connect_timeout_bounds_a_connect_that_hangs(elsewhere, black_hole):
+    with elsewhere(f"http://127.0.0.1:{black_hole}") as conn:
+        conn.execute("SET aws_lambda.connect_timeout_ms = 200")
+        conn.execute("SET aws_lambda.request_timeout_ms = 300")
+        diag, elapsed = failing(conn)
+        assert diag.sqlstate == "LM001"
+        assert diag.message_detail == "AWS Lambda client returned 'Unable to connect to endpoint'."
+        assert "timed out" in diag.message_hint
+        assert elapsed < 0.5 + SLACK
+        # Without a request timeout to stop it, each attempt still gives up after 100 ms:
+        # the retries (safe, nothing was sent) end well before request_timeout_ms.
+        conn.execute("SET aws_lambda.connect_timeout_ms = 100")
+        conn.execute("SET aws_lambda.request_timeout_ms = 5000")
+        diag, elapsed = failing(conn)
+        assert diag.sqlstate == "LM001"
+        assert elapsed < 2.5
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_hanging_connect_can_be_canceled(elsewhere, black_hole):
+    with elsewhere(f"http://127.0.0.1:{black_hole}") as conn:
+        conn.execute("SET aws_lambda.connect_timeout_ms = 60000")
+        conn.execute("SET statement_timeout = '300ms'")
+        diag, elapsed = failing(conn)
+        assert (diag.sqlstate, diag.message_primary) == ("57014", "canceling statement due to statement timeout")
+        assert elapsed < 0.3 + SLACK
+        conn.execute("RESET statement_timeout")
+        assert conn.execute("SELECT 1").fetchone() == (1,)
