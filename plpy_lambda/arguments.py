@@ -162,7 +162,8 @@ def _client_context(context):
     except ValueError:
         raise BadArgument("context", "must be a JSON object") from None
     if not isinstance(value, dict):
-        raise BadArgument("context", f"must be a JSON object, not a JSON {type(value).__name__}")
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+        raise BadArgument("context", f"must be a JSON object, not a JSON {kind}")
     encoded = base64.b64encode(context.encode("utf-8")).decode("ascii")
     if len(encoded) > CONTEXT_LIMIT:
         raise TooLarge("context", len(encoded), CONTEXT_LIMIT, "a client context (base64-encoded)")

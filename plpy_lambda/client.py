@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from plpy_lambda import errors, sigv4
+from plpy_lambda import errors, interrupts, sigv4
 
 API_VERSION = "2015-03-31"
 MAX_ATTEMPTS = 5
@@ -147,12 +147,18 @@ class Transport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.request_timed_out(request.endpoint, timeouts.request, sent=False)
+            interrupts.watch()  # an abandoned call connects no more
             try:
                 conn = pool.take(min(timeouts.connect, remaining))
             except NotConnected as error:
                 if attempt < MAX_ATTEMPTS and _backoff(attempt, deadline):
                     continue
                 raise errors.unable_to_connect(request.endpoint, error) from None
+            try:
+                interrupts.watch(conn.sock)  # nor sends; from here abandoning shuts it down
+            except interrupts.Abandoned:
+                conn.close()
+                raise
             headers = sigv4.sign("POST", pool.host, request.path, request.query, request.headers,
                                  request.body, request.region, "lambda", credentials)
             response = _exchange(conn, pool, target, headers, request.body,
@@ -179,6 +185,7 @@ def _exchange(conn, pool, target, headers, body, read_timeout, timeouts):
     if answer.will_close:
         conn.close()
     else:
+        interrupts.unwatch()  # abandoning this call must not shut down the next call's socket
         pool.give_back(conn)
     return Response(
         status=answer.status,

@@ -3,6 +3,7 @@
 The `sleep` function would run for 30 seconds; none of these tests waits for it.
 """
 
+import os
 import threading
 import time
 
@@ -18,6 +19,7 @@ def session(cluster, db):
     """A second connection: the one whose invoke gets canceled (db is the one that cancels)."""
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute("SET aws_lambda.request_timeout_ms = 60000")
+        conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")  # set up and connected
         yield conn
 
 
@@ -63,6 +65,18 @@ def failing(conn, sql):
     with pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
     return caught.value, time.monotonic() - start
+
+
+def threads_and_sockets(pid):
+    """How many threads and open sockets a backend has."""
+    fds = os.listdir(f"/proc/{pid}/fd")
+    sockets = 0
+    for fd in fds:
+        try:
+            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return len(os.listdir(f"/proc/{pid}/task")), sockets
 
 
 def test_statement_timeout_stops_a_long_invoke(session, emulator):
@@ -149,7 +163,7 @@ def test_request_timeout_ends_the_call_and_does_not_send_it_again(db, emulator):
 
 def test_a_call_within_the_request_timeout_succeeds(db):
     db.execute("SET aws_lambda.request_timeout_ms = 1500")
-    db.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")  # the first call loads botocore
+    db.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")  # the first call sets things up
     row, elapsed = timed(db, """SELECT payload FROM aws_lambda.invoke('sleep', '{"seconds": 1}'::json)""")
     assert row == ({"slept": 1},)
     assert 1 <= elapsed < 1 + SLACK
@@ -176,3 +190,49 @@ def test_timeout_settings_accept_the_whole_range(db, setting):
         db.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")
     except psycopg.Error as error:  # 1 ms may well be too short; it is not refused, though
         assert error.diag.sqlstate in ("LM001", "LM002")
+
+
+def test_a_canceled_call_is_never_sent_afterwards(session, emulator):
+    # Throttled once (Retry-After: 1): the call is canceled while it waits to retry.
+    emulator.set_fault("echo", "status", count=1, status=429)
+    session.execute("SET statement_timeout = '300ms'")
+    error, _ = failing(session, """SELECT aws_lambda.invoke('echo', '{"call": "canceled"}'::json)""")
+    assert error.diag.sqlstate == "57014"
+    session.execute("RESET statement_timeout")
+    # The session goes on for longer than the retry would have waited.
+    row = session.execute("""SELECT payload FROM aws_lambda.invoke('sleep', '{"seconds": 1.5}'::json)""").fetchone()
+    assert row == ({"slept": 1.5},)
+    bodies = [r.body for r in emulator.requests if r.function == "echo"]
+    assert bodies == [b'{"call": "canceled"}']  # the throttled attempt only: never retried
+    assert emulator.invocations("echo") == 0
+
+
+def test_many_canceled_calls_leave_no_threads_or_sockets_behind(session, emulator):
+    pid = session.info.backend_pid
+    before = threads_and_sockets(pid)
+    session.execute("SET statement_timeout = '50ms'")
+    for _ in range(70):
+        error, _ = failing(session, SLEEP_30)
+        assert error.diag.sqlstate == "57014"
+    session.execute("RESET statement_timeout")
+    row, elapsed = timed(session, "SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)")
+    assert row == (200,)
+    assert elapsed < 0.5
+    threads, sockets = threads_and_sockets(pid)
+    assert threads <= before[0] + 2
+    assert sockets <= before[1] + 2
+
+
+def test_a_canceled_batch_sends_nothing_afterwards(session, emulator):
+    emulator.set_fault("echo", "status", count=3, status=429)  # each waits 1 s to retry
+    session.execute("SET statement_timeout = '300ms'")
+    error, elapsed = failing(session, """SELECT * FROM aws_lambda.invoke_many('echo',
+        ARRAY['{"i": 1}', '{"i": 2}', '{"i": 3}', '{"i": 4}', '{"i": 5}']::jsonb[], max_concurrency => 3)""")
+    assert error.diag.sqlstate == "57014"
+    assert elapsed < 0.3 + SLACK
+    session.execute("RESET statement_timeout")
+    row = session.execute("""SELECT payload FROM aws_lambda.invoke('sleep', '{"seconds": 1.5}'::json)""").fetchone()
+    assert row == ({"slept": 1.5},)
+    assert sorted(r.body for r in emulator.requests if r.function == "echo") == [
+        b'{"i": 1}', b'{"i": 2}', b'{"i": 3}']  # the throttled attempts only
+    assert emulator.invocations("echo") == 0

@@ -6,13 +6,14 @@ black-holed endpoint needs a second cluster, whose postgresql.conf points there.
 """
 
 import socket
+import threading
 import time
 
 import psycopg
 import pytest
 
 from cluster import Cluster
-from conftest import SERVER_ENV
+from conftest import ACCESS_KEY, SECRET_KEY, SERVER_ENV
 
 SIMPLE = "SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
 SLACK = 0.25  # seconds allowed on top of a deadline, for a busy 2-core CI machine
@@ -36,7 +37,11 @@ def failing(conn, sql="SELECT aws_lambda.invoke('simple', '{}'::json)"):
     start = time.monotonic()
     with pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
-    return caught.value.diag, time.monotonic() - start
+    elapsed = time.monotonic() - start
+    diag = caught.value.diag
+    said = " ".join(str(x) for x in (diag.message_primary, diag.message_detail, diag.message_hint))
+    assert SECRET_KEY not in said and ACCESS_KEY not in said
+    return diag, elapsed
 
 
 def sent(emulator, function="simple"):
@@ -50,7 +55,7 @@ def goes_on(conn, emulator=None):
         emulator.clear_faults()
     pid = conn.info.backend_pid
     assert conn.execute("SELECT pg_backend_pid()").fetchone() == (pid,)
-    return conn.execute(SIMPLE).fetchone() == (200,)
+    assert conn.execute(SIMPLE).fetchone() == (200,)
 
 
 # -- the connection breaks after the request was sent: never retried ----------------
@@ -65,7 +70,7 @@ def test_connection_lost_after_sending_is_reported_and_not_retried(warm, emulato
     assert diag.message_detail == "AWS Lambda client returned 'Connection lost before the response was complete'."
     assert "not retried" in diag.message_hint
     assert sent(emulator) == 1
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 def test_a_slow_answer_within_the_request_timeout_is_a_result(warm, emulator):
@@ -87,7 +92,7 @@ def test_an_answer_slower_than_the_request_timeout_is_lm002_and_not_retried(warm
     time.sleep(1.0)  # the delayed call is then served: the function runs, once
     assert emulator.invocations("simple") == 1
     assert sent(emulator) == 1
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 # -- throttling: retried, with backoff, inside the request timeout -------------------
@@ -122,7 +127,7 @@ def test_throttling_that_outlasts_the_retries_is_lm003_too_many_requests(warm, e
     assert elapsed < 1.1 + SLACK  # the backoff stays inside connect + request timeouts
     assert 2 <= sent(emulator) <= 5  # retried, a bounded number of times
     assert emulator.invocations("simple") == 0
-    assert goes_on(warm, emulator)
+    goes_on(warm, emulator)
 
 
 # -- the service answers with an error: final --------------------------------------
@@ -137,7 +142,7 @@ def test_a_service_error_is_lm005_and_not_retried(warm, emulator, status):
         "AWS Lambda client returned 'ServiceException: An error occurred and the request cannot be processed.'.")
     assert f"HTTP {status}" in diag.message_hint
     assert sent(emulator) == 1
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 def test_request_too_large_from_the_service_is_lm004(warm, emulator):
@@ -146,7 +151,7 @@ def test_request_too_large_from_the_service_is_lm004(warm, emulator):
     assert diag.sqlstate == "LM004"
     assert diag.message_detail.startswith("AWS Lambda client returned 'RequestTooLargeException: ")
     assert "HTTP 413" in diag.message_hint
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 @pytest.mark.parametrize("status, body", [(200, "this is not JSON"), (200, '{"cut": '),
@@ -161,7 +166,7 @@ def test_an_answer_that_is_not_json_is_lm005(warm, emulator, status, body):
             "AWS Lambda client returned 'Invalid response: the function's payload is not JSON'.")
     else:
         assert "Bad Gateway" in diag.message_detail
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 def test_a_huge_answer_arrives_whole(warm, emulator):
@@ -170,7 +175,7 @@ def test_a_huge_answer_arrives_whole(warm, emulator):
     row = warm.execute("""SELECT status_code, octet_length(payload::text), left(payload::text, 3)
                           FROM aws_lambda.invoke('simple', '{}'::json)""").fetchone()
     assert row == (200, size, '"xx')
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 def test_faults_on_the_jsonb_and_composite_overloads_too(warm, emulator):
@@ -181,7 +186,7 @@ def test_faults_on_the_jsonb_and_composite_overloads_too(warm, emulator):
     diag, _ = failing(warm, """SELECT aws_lambda.invoke(
         aws_commons.create_lambda_function_arn('simple'), '{}'::jsonb, invocation_type => 'Event')""")
     assert diag.sqlstate == "LM005"
-    assert goes_on(warm)
+    goes_on(warm)
 
 
 # -- the endpoint cannot be reached: nothing was sent, so retrying is safe -----------
@@ -209,28 +214,48 @@ def closed_port():
         return s.getsockname()[1]
 
 
+class BlackHole:
+    """A port where connecting hangs: a listener whose queue (backlog 0) is full and that
+    does not accept, so the kernel drops further SYNs. open() makes room for one more."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.settimeout(0.2)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except TimeoutError:
+                filler.close()  # a SYN it sent again later must not take a free place
+                return  # the queue is full: connects now hang
+            self.fillers.append(filler)
+        self.close()
+        pytest.skip("this kernel completes connections past a full listen queue")
+
+    def connecting(self):
+        """Whether some socket is waiting for its SYN to be answered (SYN_SENT) here."""
+        with open("/proc/net/tcp") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        return any(r[2].endswith(f":{self.port:04X}") and r[3] == "02" for r in rows)
+
+    def open(self):
+        accepted, _ = self.listener.accept()
+        accepted.close()
+
+    def close(self):
+        for s in self.fillers + [self.listener]:
+            s.close()
+
+
 @pytest.fixture
 def black_hole():
-    """A port where connecting hangs: a listener whose backlog (0) is full and that never
-    accepts, so the kernel drops further SYNs. Yields the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.settimeout(0.2)
-        fillers.append(filler)
-        try:
-            filler.connect(("127.0.0.1", port))
-        except TimeoutError:
-            break  # the queue is full: connects now hang
-    else:
-        pytest.skip("this kernel completes connections past a full listen queue")
-    yield port
-    for s in fillers + [listener]:
-        s.close()
+    hole = BlackHole()
+    yield hole
+    hole.close()
 
 
 def test_connection_refused_is_lm001_unable_to_connect(elsewhere, closed_port):
@@ -246,7 +271,7 @@ def test_connection_refused_is_lm001_unable_to_connect(elsewhere, closed_port):
 
 
 def test_connect_timeout_bounds_a_connect_that_hangs(elsewhere, black_hole):
-    with elsewhere(f"http://127.0.0.1:{black_hole}") as conn:
+    with elsewhere(f"http://127.0.0.1:{black_hole.port}") as conn:
         conn.execute("SET aws_lambda.connect_timeout_ms = 200")
         conn.execute("SET aws_lambda.request_timeout_ms = 300")
         diag, elapsed = failing(conn)
@@ -265,7 +290,7 @@ def test_connect_timeout_bounds_a_connect_that_hangs(elsewhere, black_hole):
 
 
 def test_a_hanging_connect_can_be_canceled(elsewhere, black_hole):
-    with elsewhere(f"http://127.0.0.1:{black_hole}") as conn:
+    with elsewhere(f"http://127.0.0.1:{black_hole.port}") as conn:
         conn.execute("SET aws_lambda.connect_timeout_ms = 60000")
         conn.execute("SET statement_timeout = '300ms'")
         diag, elapsed = failing(conn)
@@ -273,3 +298,50 @@ def test_a_hanging_connect_can_be_canceled(elsewhere, black_hole):
         assert elapsed < 0.3 + SLACK
         conn.execute("RESET statement_timeout")
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_connect_that_timed_out_is_retried_and_the_request_sent_once(elsewhere, black_hole):
+    with elsewhere(f"http://127.0.0.1:{black_hole.port}") as conn:
+        conn.execute("SET aws_lambda.connect_timeout_ms = 300")
+        result = {}
+
+        def invoke():
+            try:
+                result["row"] = conn.execute(
+                    "SELECT status_code, payload FROM aws_lambda.invoke('simple', '{}'::json)").fetchone()
+            except psycopg.Error as error:
+                result["row"] = error
+
+        call = threading.Thread(target=invoke)
+        call.start()
+        deadline = time.monotonic() + 5
+        while not black_hole.connecting():  # the first attempt hangs: its SYN was dropped
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        black_hole.open()  # the next attempt gets through
+        black_hole.listener.settimeout(5)
+        server, _ = black_hole.listener.accept()
+        with server:
+            requests = read_requests(server, answer=b'{"ok": true}')
+        call.join(5)
+        assert result["row"] == (200, {"ok": True})
+        assert requests == 1
+
+
+def read_requests(server, answer):
+    """Answer each HTTP request on server with 200 and answer; how many came."""
+    server.settimeout(2)
+    reader = server.makefile("rb")
+    count = 0
+    while True:
+        head = {}
+        line = reader.readline()
+        if not line:
+            return count
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            head[name.strip().lower()] = value.strip()
+        reader.read(int(head.get("content-length", 0)))
+        count += 1
+        server.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                       % (len(answer), answer))
