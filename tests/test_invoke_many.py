@@ -35,6 +35,8 @@ def test_bad_shared_arguments_fail_the_whole_call_and_send_nothing(db, emulator)
         ("SELECT * FROM aws_lambda.invoke_many('bad name', ARRAY['{}']::jsonb[])", "22023"),
         ("SELECT * FROM aws_lambda.invoke_many('echo', NULL::jsonb[])", "22004"),
         ("SELECT * FROM aws_lambda.invoke_many('echo', ARRAY['{}']::jsonb[], max_concurrency => 0)", "22023"),
+        ("SELECT * FROM aws_lambda.invoke_many('echo', ARRAY['{}']::jsonb[], max_concurrency => 65)", "22023"),
+        ("SELECT * FROM aws_lambda.invoke_many('echo', ARRAY['{}']::jsonb[], max_concurrency => NULL)", "22004"),
         ("SELECT * FROM aws_lambda.invoke_many('echo', ARRAY['{}']::jsonb[], invocation_type => 'event')", "22023"),
     ]:
         with pytest.raises(psycopg.Error) as caught:
