@@ -796,7 +796,7 @@ class Benchmark:
                 conn.execute("CREATE FUNCTION pg_temp.bench_length(payloads text[]) RETURNS int "
                              "LANGUAGE plpython3u AS $$return len(payloads)$$")
                 conn.execute(loop, (20,))
-                conn.execute(f"SELECT pg_temp.bench_length(ARRAY['{{}}'])")
+                conn.execute("SELECT pg_temp.bench_length(ARRAY['{}'])")
                 rss0, hwm0 = memory_kb(pid)
                 for n in range(times):
                     conn.execute(sql)

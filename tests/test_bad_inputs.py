@@ -25,7 +25,7 @@ BAD_INPUTS = [
     ("log_type", f"aws_lambda.invoke({COMPOSITE}, '{{}}'::jsonb, 'RequestResponse', NULL)", "22004"),
     # names: empty, oversized, malformed
     ("function_name", "aws_lambda.invoke('', '{}'::json)", "22023"),
-    ("function_name", f"aws_lambda.invoke(aws_commons.create_lambda_function_arn('', 'us-east-1'), '{{}}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke(aws_commons.create_lambda_function_arn('', 'us-east-1'), '{}'::json)", "22023"),
     ("function_name", "aws_lambda.invoke(repeat('x', 65), '{}'::json)", "22023"),
     ("function_name", "aws_lambda.invoke(repeat('x', 1000000), '{}'::jsonb)", "22023"),
     ("function_name", "aws_lambda.invoke('bad name', '{}'::json)", "22023"),

@@ -35,33 +35,6 @@ def test_unknown_function_is_invoke_api_failed(db):
     assert diag.message_detail.endswith("'.")
 
 
-@pytest.mark.parametrize(
-    "sql, sqlstate, argument",
-    [
-        ("SELECT aws_lambda.invoke(NULL::text, '{}'::json)", "22004", "function_name"),
-        ("SELECT aws_lambda.invoke('simple', NULL::json)", "22004", "payload"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, invocation_type => NULL)", "22004", "invocation_type"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, log_type => NULL)", "22004", "log_type"),
-        ("SELECT aws_lambda.invoke('bad name', '{}'::json)", "22023", "function_name"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, invocation_type => 'event')", "22023", "invocation_type"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, log_type => 'tail')", "22023", "log_type"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, 'nowhere-1')", "22023", "region"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, context => '[1]'::json)", "22023", "context"),
-        ("SELECT aws_lambda.invoke('simple:v1', '{}'::json, qualifier => 'v2')", "22023", "qualifier"),
-        ("SELECT aws_lambda.invoke('simple', '{}'::json, qualifier => 'bad qualifier')", "22023", "qualifier"),
-        (f"SELECT aws_lambda.invoke('arn:aws:lambda:us-east-1:{ACCOUNT}:function:simple', '{{}}'::json, 'us-west-2')",
-         "22023", "region"),
-        ("SELECT aws_lambda.invoke(aws_commons.create_lambda_function_arn(NULL), '{}'::json)", "22004", "function_name"),
-    ],
-)
-def test_bad_arguments_name_the_argument_and_send_nothing(db, emulator, sql, sqlstate, argument):
-    diag = error_of(db, sql)
-    assert diag.sqlstate == sqlstate
-    assert f"argument {argument}" in diag.message_primary
-    assert emulator.requests == []
-    assert db.execute("SELECT 1").fetchone() == (1,)
-
-
 def test_oversized_payloads_are_refused_before_sending(db, emulator):
     big = '"' + "x" * (6 * 1024 * 1024) + '"'
     diag = error_of(db, "SELECT aws_lambda.invoke('echo', %s::json)", big)

@@ -4,7 +4,7 @@ import base64
 import json
 
 import pytest
-from psycopg.types.json import Json, Jsonb
+from psycopg.types.json import Json
 
 from conftest import ACCOUNT, REGION
 

@@ -1,6 +1,5 @@
 """aws_lambda.invoke_many: one row per payload, in order, each with its own result or error."""
 
-import threading
 import time
 
 import psycopg
