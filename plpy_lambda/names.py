@@ -134,18 +134,24 @@ def check_region(region, argument="region"):
     return region
 
 
-def partition_of(region):
-    for partition, pattern, _suffix in PARTITIONS:
-        if re.fullmatch(pattern, region):
-            return partition
+def _partition_entry(region):
+    """The PARTITIONS row whose region pattern matches, or None."""
+    for entry in PARTITIONS:
+        if re.fullmatch(entry[1], region):
+            return entry
     return None
 
 
+def partition_of(region):
+    entry = _partition_entry(region)
+    return entry[0] if entry else None
+
+
 def dns_suffix(region):
-    for _partition, pattern, suffix in PARTITIONS:
-        if re.fullmatch(pattern, region):
-            return suffix
-    raise BadArgument("region", f'"{_clip(region)}" is not an AWS region name such as us-east-1')
+    entry = _partition_entry(region)
+    if entry is None:
+        raise BadArgument("region", f'"{_clip(region)}" is not an AWS region name such as us-east-1')
+    return entry[2]
 
 
 def parse_row_literal(text):
