@@ -2,9 +2,9 @@
 
 Rows come back in input order, one per payload, each with its own result or its
 own error columns: one failed item does not hide the others. At most
-max_concurrency requests are in flight and at most that many finished results
-wait for an earlier one, so a batch of 10,000 payloads holds little beyond its
-input. A cancel or statement_timeout stops the whole batch: queued items are
+max_concurrency requests are in flight and at most BUFFER_FACTOR times that many
+finished results wait for an earlier one, so a batch of 10,000 payloads holds
+little beyond its input. A cancel or statement_timeout stops the whole batch: queued items are
 never sent and the ERROR is the usual one.
 """
 

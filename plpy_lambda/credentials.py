@@ -4,7 +4,8 @@ The standard botocore chain of the server process (environment, the OS user's
 shared files, web identity, container and instance metadata), optionally used to
 assume the operator's aws_lambda.role_arn with credentials that refresh before
 they expire. One botocore session per backend, created on first use.
-Secrets stay inside botocore's credential objects and the request signature.
+Keys in the server's environment are read directly (no botocore import).
+Secrets stay inside the credential objects and the request signature.
 """
 
 import os

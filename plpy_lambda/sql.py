@@ -8,7 +8,6 @@ layer can raise them with RDS's exact message, DETAIL and a SQLSTATE of ours
 from plpy_lambda import arguments, backend, batch, errors, invoke as invocation, settings
 
 
-
 def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
            qualifier, composite_region, from_composite, connect_timeout, request_timeout,
            conf_load_time):
