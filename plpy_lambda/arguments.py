@@ -33,6 +33,19 @@ class Invocation:
     log_type: str
     client_context: str | None  # base64, as sent
     qualifier: str | None
+    function_name: str = ""  # as given, after the psql-variable rule
+    context: str | None = None  # the client context's JSON text
+
+    def queued(self):
+        """The arguments a queued delivery stores: checked, and read the same way again."""
+        return {
+            "function_name": self.function_name,
+            "region": self.region,
+            "invocation_type": self.invocation_type,
+            "log_type": self.log_type,
+            "context": self.context,
+            "qualifier": self.qualifier,
+        }
 
     def display_arn(self, region):
         return self.function.display(region, self.qualifier)
@@ -75,6 +88,8 @@ def from_sql(
         log_type=log_type,
         client_context=_client_context(context),
         qualifier=qualifier,
+        function_name=function_name,
+        context=context,
     )
 
 
@@ -147,11 +162,24 @@ def payload_bytes(payload, invocation_type):
     if payload is None:
         raise BadArgument("payload", "must not be NULL; pass '{}' for an empty event", null=True)
     data = payload.encode("utf-8")
-    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
-    if len(data) > limit:
-        what = "asynchronous (Event)" if invocation_type == "Event" else "synchronous"
-        raise TooLarge("payload", len(data), limit, f"{what} invocations")
+    check_payload_size(len(data), invocation_type)
     return data
+
+
+def check_payload_size(size, invocation_type):
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    if size > limit:
+        what = "asynchronous (Event)" if invocation_type == "Event" else "synchronous"
+        raise TooLarge("payload", size, limit, f"{what} invocations")
+
+
+def with_delivery_id(context, delivery_id):
+    """The client context of a queued RequestResponse delivery: the caller's, with the
+    delivery's id added under custom.delivery_id (so a handler can tell a retry)."""
+    value = json.loads(context) if context is not None else {}
+    custom = value.get("custom")
+    value["custom"] = {**(custom if isinstance(custom, dict) else {}), "delivery_id": delivery_id}
+    return _client_context(json.dumps(value, separators=(",", ":")))
 
 
 def _client_context(context):

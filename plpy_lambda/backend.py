@@ -17,6 +17,10 @@ class Backend:
         self.transport = Transport(self.credentials)
         self.waiter = Waiter()
         self.settings_cache = {}
+        self.checked_for_queue = {}  # invoke_on_commit's argument sets already checked
+        self.delivery_plans = None  # prepared statements of commit-time delivery
+        self.enqueue_plan = None  # how aws_lambda.events_after_commit queues an Event
+        self.pruned_at = None  # when this backend last removed expired deliveries
 
 
 def of(GD):

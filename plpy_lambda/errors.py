@@ -26,9 +26,16 @@ INVOKE_API_FAILED = "invoke API failed"
 
 
 class LambdaError(Exception):
-    """Base: carries what PostgreSQL will print."""
+    """Base: carries what PostgreSQL will print.
+
+    `retryable`: a later attempt may succeed (commit-time delivery retries it).
+    `may_have_run`: the request was sent, so the function may have run.
+    """
 
     sqlstate = "LM000"
+    retryable = False
+    may_have_run = False
+    status_code = None  # the HTTP status of the answer, when there was one
 
     def __init__(self, message, detail=None, hint=None):
         super().__init__(message)
@@ -73,6 +80,7 @@ class BadConfiguration(LambdaError):
     """The operator's configuration (server files, environment) cannot be used."""
 
     sqlstate = BAD_CONFIGURATION
+    retryable = True  # the operator can fix it; a queued delivery waits for that
 
 
 class NotInstalled(LambdaError):
@@ -93,12 +101,14 @@ class NotInstalled(LambdaError):
 class ApiFailed(LambdaError):
     """Anything between us and the service: RDS's "invoke API failed"."""
 
-    def __init__(self, sqlstate, reason, hint=None):
+    def __init__(self, sqlstate, reason, hint=None, retryable=False, may_have_run=False):
         super().__init__(
             INVOKE_API_FAILED, detail=f"AWS Lambda client returned '{reason}'.", hint=hint
         )
         self.sqlstate = sqlstate
         self.reason = reason
+        self.retryable = retryable
+        self.may_have_run = may_have_run
 
 
 def unable_to_connect(endpoint, cause):
@@ -107,6 +117,7 @@ def unable_to_connect(endpoint, cause):
         "Unable to connect to endpoint",
         hint=f"Endpoint {endpoint}: {cause}. Check aws_lambda.endpoint_override, "
         "DNS and outbound network access from the database server.",
+        retryable=True,
     )
 
 
@@ -115,22 +126,28 @@ def request_timed_out(endpoint, seconds, sent):
         f"No complete answer from {endpoint} within aws_lambda.request_timeout_ms "
         f"({round(seconds * 1000)} ms)."
     )
-    if sent:
-        hint += " The request was sent, so the function may have run; it was not retried."
-    return ApiFailed(REQUEST_TIMED_OUT, "Request timeout", hint=hint)
+    return ApiFailed(REQUEST_TIMED_OUT, "Request timeout", hint=hint, retryable=True,
+                     may_have_run=sent)
 
 
 def connection_lost(endpoint, cause):
     return ApiFailed(
         SERVICE_FAILED,
         "Connection lost before the response was complete",
-        hint=f"Endpoint {endpoint}: {cause}. The request was sent, so the function may have "
-        "run; it was not retried.",
+        hint=f"Endpoint {endpoint}: {cause}.",
+        retryable=True,
+        may_have_run=True,
     )
 
 
 def service_error(status, error_type, message):
     """An HTTP error answer from the service, classed by its status."""
+    error = _service_error(status, error_type, message)
+    error.status_code = status
+    return error
+
+
+def _service_error(status, error_type, message):
     reason = f"{error_type}: {message}" if message else error_type
     if status == 429:
         return ApiFailed(
@@ -139,9 +156,11 @@ def service_error(status, error_type, message):
             hint="Lambda throttled the invocation (HTTP 429) and retries within "
             "aws_lambda.request_timeout_ms did not get through. Lower the call rate or "
             "raise the function's concurrency.",
+            retryable=True,
         )
     if status >= 500:
-        return ApiFailed(SERVICE_FAILED, reason, hint=f"The service answered HTTP {status}.")
+        return ApiFailed(SERVICE_FAILED, reason, hint=f"The service answered HTTP {status}.",
+                         retryable=True)
     hint = f"The service answered HTTP {status}."
     if status in (401, 403):
         hint += (
@@ -166,6 +185,7 @@ def no_credentials(cause=None):
         NO_CREDENTIALS,
         "Unable to locate credentials" if cause is None else f"Credentials error: {cause}",
         hint=hint,
+        retryable=True,  # the operator can fix it; a queued delivery waits for that
     )
 
 
@@ -179,6 +199,7 @@ class FunctionFailed(LambdaError):
             "lambda invocation failed",
             detail=f'"{function_arn}" returned error "{kind}", details: "{details}".',
         )
+        self.details = details  # the function's error payload
 
 
 class Canceled(LambdaError):
@@ -193,11 +214,49 @@ NO_RESULT = {"status_code": None, "payload": None, "executed_version": None, "lo
 NO_ERROR = {"error_sqlstate": None, "error_message": None, "error_detail": None, "error_hint": None}
 
 
+_SENT_NOT_RETRIED = "The request was sent, so the function may have run; it was not retried."
+_SENT_RETRIED = (
+    "The request was sent, so the function may have run; the delivery is retried, so it may "
+    "run more than once."
+)
+
+
+def _joined(*parts):
+    return " ".join(part for part in parts if part) or None
+
+
 def as_row(error):
-    """The error columns the SQL layer raises from."""
+    """The error columns the SQL layer raises from (invoke: a call is never retried)."""
     return {
         "error_sqlstate": error.sqlstate,
         "error_message": error.message,
         "error_detail": error.detail,
-        "error_hint": error.hint,
+        "error_hint": _joined(error.hint, _SENT_NOT_RETRIED if error.may_have_run else None),
     }
+
+
+# What commit-time delivery does after a failed attempt (README: "Retries").
+RETRY, DEAD, FAILED = "pending", "dead", "failed"
+
+
+def delivery_verdict(error):
+    """FAILED: the function ran and raised (never retried); RETRY: a later attempt may
+    succeed; DEAD: it cannot (a bad request, not found, access denied, too large)."""
+    if isinstance(error, FunctionFailed):
+        return FAILED
+    return RETRY if error.retryable else DEAD
+
+
+def delivery_error_text(error, outcome):
+    """`last_error` of a delivery: SQLSTATE, message, DETAIL and a HINT for a queued delivery.
+
+    `outcome` says what happens next, e.g. "Attempt 2 of 10; the next is due at ...".
+    """
+    hint = _joined(error.hint, _SENT_RETRIED if error.may_have_run and error.retryable else None,
+                   outcome)
+    lines = [f"{error.sqlstate}: {error.message}"]
+    if error.detail:
+        lines.append(f"DETAIL: {error.detail}")
+    if hint:
+        lines.append(f"HINT: {hint}")
+    return "\n".join(lines)

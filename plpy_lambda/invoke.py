@@ -82,7 +82,9 @@ def result_of(call, region, response):
     body = response.body.decode("utf-8", "replace")
     function_error = headers.get("x-amz-function-error")
     if function_error:
-        raise errors.FunctionFailed(call.display_arn(region), function_error, body)
+        error = errors.FunctionFailed(call.display_arn(region), function_error, body)
+        error.status_code = response.status
+        raise error
     payload = None
     if call.invocation_type == "RequestResponse" and body:
         try:

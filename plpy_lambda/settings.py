@@ -3,11 +3,15 @@
 - aws_lambda.connect_timeout_ms, aws_lambda.request_timeout_ms: any session may set
   them (as on RDS); they only bound that session's own calls. The SQL layer passes
   their current values in.
-- aws_lambda.endpoint_override, aws_lambda.role_arn: the operator's. They are read
-  only from the server's configuration files (postgresql.conf, included files,
+- aws_lambda.endpoint_override, aws_lambda.role_arn and the delivery policy
+  (aws_lambda.delivery_max_attempts, aws_lambda.delivery_max_age,
+  aws_lambda.delivery_retention): the operator's. They are read only from the
+  server's configuration files (postgresql.conf, included files,
   postgresql.auto.conf) through aws_lambda._operator_settings(), never from a
   session, role or database setting, which any role could make. They are re-read
   when the server reloads its configuration.
+- aws_lambda.events_after_commit: any role may set it for itself (or ALTER
+  DATABASE ... SET it); the SQL layer passes its current value in.
 """
 
 import re
@@ -20,6 +24,10 @@ CONNECT_TIMEOUT = "aws_lambda.connect_timeout_ms"
 REQUEST_TIMEOUT = "aws_lambda.request_timeout_ms"
 ENDPOINT_OVERRIDE = "aws_lambda.endpoint_override"
 ROLE_ARN = "aws_lambda.role_arn"
+MAX_ATTEMPTS = "aws_lambda.delivery_max_attempts"
+MAX_AGE = "aws_lambda.delivery_max_age"
+RETENTION = "aws_lambda.delivery_retention"
+EVENTS_AFTER_COMMIT = "aws_lambda.events_after_commit"
 DEFAULT_CONNECT_TIMEOUT_MS = 1000
 DEFAULT_REQUEST_TIMEOUT_MS = 3000
 TIMEOUT_RANGE_MS = (1, 900000)
@@ -41,6 +49,25 @@ class Timeouts:
 class OperatorSettings:
     endpoint_override: str | None = None
     role_arn: str | None = None
+    # commit-time delivery: give up after this many attempts or this age (seconds);
+    # keep succeeded deliveries this long (seconds)
+    max_attempts: int = 10
+    max_age: float = 6 * 3600.0
+    retention: float = 3 * 86400.0
+
+
+_BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
+             "off": False, "false": False, "no": False, "0": False}
+
+
+def events_after_commit(text):
+    """aws_lambda.events_after_commit: PostgreSQL's boolean spellings; unset is off."""
+    if text is None or text.strip() == "":
+        return False
+    value = _BOOLEANS.get(text.strip().lower())
+    if value is None:
+        raise BadSetting(EVENTS_AFTER_COMMIT, f'"{text[:40]}" is not a boolean (on or off)')
+    return value
 
 
 def timeouts(connect_text, request_text):
@@ -68,12 +95,44 @@ def operator_settings(plpy, cache, conf_load_time):
     if cache.get("conf_load_time") != conf_load_time or "operator" not in cache:
         rows = plpy.execute("SELECT name, setting FROM aws_lambda._operator_settings()")
         values = {row["name"]: row["setting"] for row in rows}
-        cache["operator"] = parse_operator_settings(values)
+        cache["operator"] = parse_operator_settings(values, lambda text: _seconds(plpy, text))
         cache["conf_load_time"] = conf_load_time
     return cache["operator"]
 
 
-def parse_operator_settings(values):
+def _seconds(plpy, text):
+    """An interval as PostgreSQL reads one ('6 hours', '3 days', '90s'), in seconds."""
+    try:
+        rows = plpy.execute(
+            plpy.prepare("SELECT extract(epoch FROM $1::interval)::float8 AS s", ["text"]), [text]
+        )
+    except plpy.SPIError:
+        return None
+    return rows[0]["s"]
+
+
+def parse_operator_settings(values, seconds=None):
+    """The operator's settings from their texts. `seconds` reads an interval text (None
+    when it is not one)."""
+    delivery = {}
+    text = (values.get(MAX_ATTEMPTS) or "").strip()
+    if text:
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
+            raise BadConfiguration(
+                f'{MAX_ATTEMPTS} in the server configuration is not an integer in 1..1000: '
+                f'"{text[:40]}"'
+            )
+        delivery["max_attempts"] = int(text)
+    for name, field in ((MAX_AGE, "max_age"), (RETENTION, "retention")):
+        text = (values.get(name) or "").strip()
+        if text:
+            value = seconds(text) if seconds else None
+            if value is None or value < 0:
+                raise BadConfiguration(
+                    f'{name} in the server configuration is not an interval: "{text[:40]}"',
+                    hint="Use a PostgreSQL interval such as '6 hours' or '3 days'.",
+                )
+            delivery[field] = value
     endpoint = (values.get(ENDPOINT_OVERRIDE) or "").strip() or None
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
@@ -83,7 +142,7 @@ def parse_operator_settings(values):
             f'{ROLE_ARN} in the server configuration is not an IAM role ARN: "{role_arn[:100]}"',
             hint="Use arn:aws:iam::123456789012:role/name, or remove the setting.",
         )
-    return OperatorSettings(endpoint_override=endpoint, role_arn=role_arn)
+    return OperatorSettings(endpoint_override=endpoint, role_arn=role_arn, **delivery)
 
 
 def _endpoint(text):

@@ -5,18 +5,29 @@ layer can raise them with RDS's exact message, DETAIL and a SQLSTATE of ours
 (an exception leaving PL/Python is always printed as "Type: message").
 """
 
-from plpy_lambda import arguments, backend, batch, errors, invoke as invocation, settings
+import dataclasses
+
+from plpy_lambda import arguments, backend, batch, delivery, errors, invoke as invocation, settings
+
+QUEUED_EVENT = {"status_code": 202, "payload": None, "executed_version": None, "log_result": None}
+_ENQUEUE = (
+    "SELECT aws_lambda._enqueue(current_user, $1, $2::json, $3, $4, $5, $6::json, $7, NULL, "
+    "NULL, false) AS id"
+)
 
 
 def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
            qualifier, composite_region, from_composite, connect_timeout, request_timeout,
-           conf_load_time):
+           conf_load_time, events_after_commit=None):
     state = backend.of(GD)
     try:
         call = arguments.from_sql(
             function_name, payload, region, invocation_type, log_type, context, qualifier,
             composite_region=composite_region, from_composite=from_composite,
         )
+        if call.invocation_type == "Event" and settings.events_after_commit(events_after_commit):
+            _enqueue(plpy, state, call, payload)
+            return {**QUEUED_EVENT, **errors.NO_ERROR}
         timeouts = settings.timeouts(connect_timeout, request_timeout)
         operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
         return {**invocation.run(plpy, state, call, timeouts, operator), **errors.NO_ERROR}
@@ -24,12 +35,24 @@ def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, 
         return {**errors.NO_RESULT, **errors.as_row(error)}
 
 
+def _enqueue(plpy, state, call, payload):
+    """aws_lambda.events_after_commit: queue the checked call as invoke_on_commit does."""
+    plan = state.enqueue_plan
+    if plan is None:
+        plan = state.enqueue_plan = plpy.prepare(
+            _ENQUEUE, ["text", "text", "text", "text", "text", "text", "text"])
+    queued = call.queued()
+    plpy.execute(plan, [queued["function_name"], payload, queued["region"],
+                        queued["invocation_type"], queued["log_type"], queued["context"],
+                        queued["qualifier"]])
+
+
 def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_type, context,
                 qualifier, max_concurrency, connect_timeout, request_timeout, conf_load_time):
     """Rows of the batch, in order; an error of the whole call is one row without ordinality."""
     state = backend.of(GD)
     try:
-        template = arguments.from_sql(
+        shared = arguments.from_sql(
             function_name, "{}", region, invocation_type, log_type, context, qualifier
         )
         batch.check_concurrency(max_concurrency)
@@ -37,6 +60,54 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
             raise errors.BadArgument("payloads", "must not be NULL", null=True)
         timeouts = settings.timeouts(connect_timeout, request_timeout)
         operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
-        yield from batch.run(plpy, state, template, payloads, timeouts, operator, max_concurrency)
+        calls = _calls_of(shared, payloads)
+        for ordinality, outcome in batch.run(plpy, state, calls, timeouts, operator,
+                                             max_concurrency):
+            if isinstance(outcome, errors.LambdaError):
+                yield {"ordinality": ordinality, **errors.NO_RESULT, **errors.as_row(outcome)}
+            else:
+                yield {"ordinality": ordinality, **outcome, **errors.NO_ERROR}
     except errors.LambdaError as error:
         yield {"ordinality": None, **errors.NO_RESULT, **errors.as_row(error)}
+
+
+def _calls_of(shared, payloads):
+    """(ordinality, Invocation or LambdaError) for each payload of invoke_many."""
+    for ordinality, payload in enumerate(payloads, start=1):
+        try:
+            data = arguments.payload_bytes(payload, shared.invocation_type)
+        except errors.LambdaError as error:
+            yield ordinality, error
+            continue
+        yield ordinality, dataclasses.replace(shared, payload=data)
+
+
+NOT_QUEUED = dict.fromkeys(
+    ("function_name", "region", "invocation_type", "log_type", "context", "qualifier")
+)
+
+
+def check_queued(GD, function_name, region, invocation_type, log_type, context, qualifier,
+                 composite_region, from_composite, payload_size):
+    """aws_lambda._check_queued: invoke_on_commit's arguments as stored, or the error."""
+    try:
+        queued = delivery.check(backend.of(GD), function_name, region, invocation_type,
+                                log_type, context, qualifier, composite_region, from_composite,
+                                payload_size)
+        return {**queued, **errors.NO_ERROR}
+    except errors.LambdaError as error:
+        return {**NOT_QUEUED, **errors.as_row(error)}
+
+
+def deliver_batch(plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout,
+                  conf_load_time):
+    """aws_lambda._deliver_batch: the counts per status of one delivered batch, or the error."""
+    state = backend.of(GD)
+    try:
+        timeouts = settings.timeouts(connect_timeout, request_timeout)
+        operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
+        counts = delivery.deliver_batch(plpy, state, batch_size, max_concurrency, timeouts,
+                                        operator)
+        return {**counts, **errors.NO_ERROR}
+    except errors.LambdaError as error:
+        return {**dict.fromkeys(delivery.COUNTED, 0), **errors.as_row(error)}

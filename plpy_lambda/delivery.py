@@ -1,0 +1,210 @@
+"""Commit-time delivery: the checks of invoke_on_commit, and sending what was queued.
+
+Queueing is SQL (aws_lambda._enqueue inserts into aws_lambda.deliveries in the
+caller's transaction, so a rollback leaves nothing). This module checks the
+arguments of a queued call exactly as invoke does, once per distinct set of
+arguments, and delivers: it claims due rows (FOR UPDATE SKIP LOCKED, the claim
+is not committed before sending, so a crash releases it and the rows are sent
+again: at least once), sends them in parallel with the invoke_many machinery and
+records each outcome with the retry policy below. The procedure
+aws_lambda.deliver() commits after each batch.
+
+Retry policy (README "Invoking after commit"): an error that a later attempt may
+cure (no connection, timeout, throttling, 5xx, lost connection, missing
+credentials or configuration) is retried with exponential backoff and jitter until
+aws_lambda.delivery_max_attempts attempts or aws_lambda.delivery_max_age, then
+`dead`; one that cannot (not found, access denied, invalid request, too large) is
+`dead` at once; a function error is `failed` and never retried.
+"""
+
+import base64
+import json
+import random
+import time
+
+from plpy_lambda import arguments, batch, errors, settings
+from plpy_lambda.errors import DEAD, FAILED, RETRY
+
+BATCH_SIZE = 100  # deliveries claimed at once by one deliverer: the most a crash can duplicate
+BATCH_SIZE_MAX = 1000
+BACKOFF_BASE = 0.5  # seconds before the second attempt; doubles per attempt
+BACKOFF_CAP = 300.0
+PRUNE_EVERY = 60.0  # seconds between removals of expired succeeded deliveries
+SUCCEEDED = "succeeded"
+COUNTED = (SUCCEEDED, FAILED, RETRY, DEAD)  # the columns of aws_lambda._batch_counts
+_CHECKED_CACHE = 256  # distinct argument sets whose check result a backend keeps
+_LARGEST_ID = 2**63 - 1
+
+
+def check(state, function_name, region, invocation_type, log_type, context, qualifier,
+          composite_region, from_composite, payload_size):
+    """The arguments of one invoke_on_commit, checked as invoke checks them, as stored."""
+    cache = state.checked_for_queue
+    key = (function_name, region, invocation_type, log_type, context, qualifier,
+           composite_region, from_composite)
+    queued = cache.get(key)
+    if queued is None:
+        call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
+                                  context, qualifier, composite_region=composite_region,
+                                  from_composite=from_composite)
+        if call.invocation_type == "RequestResponse":
+            arguments.with_delivery_id(call.context, _LARGEST_ID)  # the id must still fit
+        queued = call.queued()
+        if len(cache) >= _CHECKED_CACHE:
+            cache.clear()
+        cache[key] = queued
+    if payload_size is None:
+        raise errors.BadArgument("payload", "must not be NULL; pass '{}' for an empty event",
+                                 null=True)
+    arguments.check_payload_size(payload_size, queued["invocation_type"])
+    return queued
+
+
+CLAIM = """
+SELECT d.id, d.function_name, d.region, d.invocation_type, d.log_type, d.context::text AS context,
+       d.qualifier, d.payload::text AS payload, d.attempts,
+       extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age
+FROM aws_lambda.deliveries AS d
+WHERE d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= pg_catalog.now())
+  AND (d.ordering_key IS NULL OR NOT EXISTS (
+        SELECT FROM aws_lambda.deliveries AS e
+        WHERE e.status = 'pending' AND e.ordering_key = d.ordering_key AND e.id < d.id))
+ORDER BY d.id
+LIMIT $1
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+RECORD = """
+UPDATE aws_lambda.deliveries AS d
+SET status = u.status,
+    attempts = d.attempts + 1,
+    next_attempt_at = CASE WHEN u.status = 'pending'
+                           THEN pg_catalog.clock_timestamp() + u.delay * interval '1 second' END,
+    delivered_at = CASE WHEN u.status IN ('succeeded', 'failed') THEN pg_catalog.clock_timestamp() END,
+    status_code = u.status_code,
+    response = u.response::json,
+    executed_version = u.executed_version,
+    log_result = u.log_result,
+    last_error = coalesce(u.last_error, d.last_error)
+FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::text[], $7::text[],
+            $8::text[]) AS u(id, status, delay, status_code, response, executed_version, log_result,
+                             last_error)
+WHERE d.id = u.id
+"""
+RECORD_TYPES = ["bigint[]", "text[]", "float8[]", "int[]", "text[]", "text[]", "text[]", "text[]"]
+
+PRUNE = """
+DELETE FROM aws_lambda.deliveries
+WHERE status = 'succeeded' AND delivered_at < pg_catalog.now() - $1 * interval '1 second'
+"""
+
+
+def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
+    """Claim up to batch_size due deliveries, send them, record the outcomes.
+
+    Returns the number of outcomes per status. Runs inside the caller's transaction;
+    a cancel or crash before its commit leaves every claimed row pending.
+    """
+    if batch_size is None or not 1 <= batch_size <= BATCH_SIZE_MAX:
+        raise errors.BadArgument("batch_size", f"{batch_size} is outside 1..{BATCH_SIZE_MAX}",
+                                 null=batch_size is None)
+    batch.check_concurrency(max_concurrency)
+    plans = _plans(plpy, state)
+    if state.pruned_at is None or time.monotonic() - state.pruned_at > PRUNE_EVERY:
+        plpy.execute(plans["prune"], [operator.retention])
+        state.pruned_at = time.monotonic()
+    counts = dict.fromkeys(COUNTED, 0)
+    rows = plpy.execute(plans["claim"], [batch_size])
+    if not rows:
+        return counts
+    by_id = {row["id"]: row for row in rows}
+    outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator, max_concurrency)
+    columns = [[] for _ in RECORD_TYPES]
+    for delivery_id, outcome in outcomes:
+        values = _recorded(by_id[delivery_id], outcome, operator)
+        counts[values[1]] += 1
+        for column, value in zip(columns, values):
+            column.append(value)
+    plpy.execute(plans["record"], columns)
+    return counts
+
+
+def _plans(plpy, state):
+    if state.delivery_plans is None:
+        state.delivery_plans = {
+            "claim": plpy.prepare(CLAIM, ["int"]),
+            "record": plpy.prepare(RECORD, RECORD_TYPES),
+            "prune": plpy.prepare(PRUNE, ["float8"]),
+        }
+    return state.delivery_plans
+
+
+def _calls(rows):
+    """(id, Invocation or LambdaError) for each claimed row."""
+    for row in rows:
+        context = row["context"]
+        try:
+            if row["invocation_type"] == "RequestResponse":
+                context = _context_with_id(context, row["id"])
+            call = arguments.from_sql(row["function_name"], row["payload"], row["region"],
+                                      row["invocation_type"], row["log_type"], context,
+                                      row["qualifier"])
+        except errors.LambdaError as error:
+            yield row["id"], error
+            continue
+        yield row["id"], call
+
+
+def _context_with_id(context, delivery_id):
+    """The JSON text of the client context with custom.delivery_id (see arguments)."""
+    return base64.b64decode(arguments.with_delivery_id(context, delivery_id)).decode("utf-8")
+
+
+def _recorded(row, outcome, operator):
+    """The values RECORD writes for one delivery: id, status, delay, status_code,
+    response, executed_version, log_result, last_error."""
+    if not isinstance(outcome, errors.LambdaError):
+        return (row["id"], SUCCEEDED, None, outcome["status_code"], outcome["payload"],
+                outcome["executed_version"], outcome["log_result"], None)
+    attempt = row["attempts"] + 1
+    verdict = errors.delivery_verdict(outcome)
+    delay = None
+    if verdict == RETRY:
+        if attempt >= operator.max_attempts:
+            verdict = DEAD
+            next_step = (f"Gave up after {attempt} attempts "
+                         f"({settings.MAX_ATTEMPTS} = {operator.max_attempts}).")
+        elif row["age"] >= operator.max_age:
+            verdict = DEAD
+            next_step = (f"Gave up: queued {round(row['age'])} s ago, past "
+                         f"{settings.MAX_AGE} ({round(operator.max_age)} s).")
+        else:
+            delay = backoff(attempt)
+            next_step = (f"Attempt {attempt} of at most {operator.max_attempts} failed; the "
+                         f"next is due in {delay:.1f} s.")
+    elif verdict == DEAD:
+        next_step = "Not retried: a later attempt cannot succeed."
+    else:
+        next_step = "The function ran and raised an error; not retried."
+    if verdict != RETRY:
+        next_step += f" SELECT aws_lambda.redeliver({row['id']}) sends it again."
+    response = outcome.details if isinstance(outcome, errors.FunctionFailed) else None
+    if response is not None and not _is_json(response):
+        response = None
+    return (row["id"], verdict, delay, outcome.status_code, response, None, None,
+            errors.delivery_error_text(outcome, next_step))
+
+
+def backoff(attempt):
+    """Seconds before the attempt after `attempt`: doubling from BACKOFF_BASE up to
+    BACKOFF_CAP, with jitter (a random half to whole of it) so retries spread out."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _is_json(text):
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
