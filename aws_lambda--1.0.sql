@@ -394,15 +394,15 @@ DECLARE
     checked aws_lambda._queued_call;
     queued_id bigint;
 BEGIN
-    IF NOT (function_name ~ '^[A-Za-z0-9_-]{1,64}$'
-            AND region IS NULL AND context IS NULL AND qualifier IS NULL
-            AND composite_region IS NULL
-            AND invocation_type IN ('Event', 'RequestResponse', 'DryRun')
-            AND log_type IN ('None', 'Tail')
-            AND pg_catalog.octet_length(payload::text) <= 1048576) THEN
+    IF (function_name ~ '^[A-Za-z0-9_-]{1,64}$'
+        AND region IS NULL AND context IS NULL AND qualifier IS NULL
+        AND composite_region IS NULL
+        AND invocation_type IN ('Event', 'RequestResponse', 'DryRun')
+        AND log_type IN ('None', 'Tail')
+        AND octet_length(payload::text) <= 1048576) IS NOT TRUE THEN
         checked := aws_lambda._check_queued(
             function_name, region, invocation_type, log_type, context::text, qualifier,
-            composite_region, from_composite, pg_catalog.octet_length(payload::text));
+            composite_region, from_composite, octet_length(payload::text));
         PERFORM aws_lambda._no_error(checked.error_sqlstate, checked.error_message,
                                      checked.error_detail, checked.error_hint);
         function_name := checked.function_name;
