@@ -347,6 +347,19 @@ def test_deliver_inside_a_transaction_block_is_a_clear_error(queue, cluster):
     assert caught.value.diag.sqlstate == "2D000"
 
 
+@pytest.mark.parametrize("arguments, sqlstate", [
+    ("batch_size => 0", "22023"), ("batch_size => 1001", "22023"), ("batch_size => NULL", "22004"),
+    ("max_concurrency => 0", "22023"), ("max_concurrency => 65", "22023"),
+])
+def test_deliver_refuses_bad_batch_settings_and_claims_nothing(queue, emulator, arguments, sqlstate):
+    queue.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json)")
+    with pytest.raises(psycopg.Error) as caught:
+        deliver(queue, f"CALL aws_lambda.deliver({arguments})")
+    assert caught.value.diag.sqlstate == sqlstate
+    assert queue.execute("SELECT status, attempts FROM aws_lambda.deliveries").fetchall() == [("pending", 0)]
+    assert emulator.requests == []
+
+
 def test_deliver_with_run_for_picks_up_new_commits_within_a_second(queue, cluster, emulator):
     import threading
 
