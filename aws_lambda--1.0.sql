@@ -306,8 +306,7 @@ CREATE TABLE aws_lambda.deliveries (
     qualifier text,
     ordering_key text,
     payload json NOT NULL,
-    status text NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'succeeded', 'failed', 'dead')),
+    status text NOT NULL DEFAULT 'pending',  -- pending, succeeded, failed or dead
     attempts int NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     next_attempt_at timestamptz,
@@ -338,17 +337,6 @@ BEGIN
         CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pg_read_all_data')
              THEN 'pg_read_all_data' ELSE 'pg_monitor' END);
 END
-$$;
-
--- The role that queues: the caller's current_user when the session's login role may act
--- as it, else the login role (a name passed in is never taken on trust).
-CREATE FUNCTION aws_lambda._caller(claimed name)
-RETURNS name
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT CASE WHEN pg_catalog.pg_has_role(session_user, claimed, 'MEMBER') THEN claimed
-            ELSE session_user END
 $$;
 
 -- invoke_on_commit's arguments, checked as invoke checks them, as they are stored.
@@ -394,6 +382,11 @@ DECLARE
     checked aws_lambda._queued_call;
     queued_id bigint;
 BEGIN
+    -- The role that queues: the caller's current_user when the session's login role may
+    -- act as it, else the login role (a name passed in is never taken on trust).
+    IF NOT pg_has_role(session_user, queued_by, 'MEMBER') THEN
+        queued_by := session_user;
+    END IF;
     IF (function_name ~ '^[A-Za-z0-9_-]{1,64}$'
         AND region IS NULL AND context IS NULL AND qualifier IS NULL
         AND composite_region IS NULL
@@ -415,7 +408,7 @@ BEGIN
     INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
                                        qualifier, ordering_key, payload, queued_by)
     VALUES (function_name, region, invocation_type, log_type, context, qualifier, ordering_key,
-            payload, aws_lambda._caller(queued_by))
+            payload, queued_by)
     RETURNING id INTO queued_id;
     PERFORM pg_catalog.pg_notify('aws_lambda_deliveries', '');
     RETURN queued_id;
@@ -615,7 +608,9 @@ AS $$
 DECLARE
     current_status text;
 BEGIN
-    caller := aws_lambda._caller(caller);
+    IF NOT pg_has_role(session_user, caller, 'MEMBER') THEN  -- as in _enqueue
+        caller := session_user;
+    END IF;
     SELECT d.status INTO current_status FROM aws_lambda.deliveries AS d
     WHERE d.id = delivery_id
       AND (d.queued_by = caller OR pg_has_role(caller, d.queued_by, 'MEMBER')
