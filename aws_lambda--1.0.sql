@@ -658,3 +658,7 @@ $$;
 REVOKE ALL ON SCHEMA aws_lambda FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda FROM PUBLIC;
 REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA aws_lambda FROM PUBLIC;
+-- deliver() runs as its caller and reaches the queue through these (schema USAGE still gates
+-- them; _deliver_batch only sends what is due, as deliver() would).
+GRANT EXECUTE ON FUNCTION aws_lambda._deliver_batch(int, int, text, text, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_lambda._no_error(text, text, text, text) TO PUBLIC;

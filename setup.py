@@ -11,6 +11,10 @@ setup(
     packages=find_packages(include=["plpy_lambda", "plpy_lambda.*"]),
     python_requires=">=3.10",
     install_requires=["boto3", "botocore"],
-    entry_points={"console_scripts": ["plpy-lambda-emulator = plpy_lambda.emulator.__main__:main"]},
+    extras_require={"relay": ["psycopg[binary]>=3.1"]},  # plpy-lambda-relay: pip install .[relay]
+    entry_points={"console_scripts": [
+        "plpy-lambda-emulator = plpy_lambda.emulator.__main__:main",
+        "plpy-lambda-relay = plpy_lambda.relay:main",
+    ]},
     license="PostgreSQL",
 )

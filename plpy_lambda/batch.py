@@ -9,6 +9,7 @@ stops the whole batch: calls not yet started are never sent and the ERROR is the
 usual one.
 """
 
+import time
 from concurrent.futures import FIRST_COMPLETED, wait
 
 from plpy_lambda import errors, invoke
@@ -37,6 +38,7 @@ def run(plpy, backend, calls, timeouts, operator, max_concurrency):
     in_flight = {}  # future -> (position, key, call, region)
     done = {}  # position -> (key, outcome), possibly finished ahead of an earlier call
     next_out, exhausted = 0, False
+    checked_at = time.monotonic()
     try:
         while True:
             while not exhausted and len(in_flight) < max_concurrency and len(done) < buffer_limit:
@@ -63,8 +65,9 @@ def run(plpy, backend, calls, timeouts, operator, max_concurrency):
                     return
                 continue
             finished, _ = wait(list(in_flight), timeout=SLICE, return_when=FIRST_COMPLETED)
-            if not finished:
+            if not finished or time.monotonic() - checked_at >= SLICE:  # however calls flow
                 backend.waiter.check_interrupts(plpy)
+                checked_at = time.monotonic()
             for future in finished:
                 position, key, call, region = in_flight.pop(future)
                 done[position] = (key, _outcome(call, region, future))

@@ -111,10 +111,10 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
     batch.check_concurrency(max_concurrency)
     plans = _plans(plpy, state)
     if state.pruned_at is None or time.monotonic() - state.pruned_at > PRUNE_EVERY:
-        plpy.execute(plans["prune"], [operator.retention])
+        _execute(plpy, plans["prune"], [operator.retention])
         state.pruned_at = time.monotonic()
     counts = dict.fromkeys(COUNTED, 0)
-    rows = plpy.execute(plans["claim"], [batch_size])
+    rows = _execute(plpy, plans["claim"], [batch_size])
     if not rows:
         return counts
     by_id = {row["id"]: row for row in rows}
@@ -125,8 +125,16 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
         counts[values[1]] += 1
         for column, value in zip(columns, values):
             column.append(value)
-    plpy.execute(plans["record"], columns)
+    _execute(plpy, plans["record"], columns)
     return counts
+
+
+def _execute(plpy, plan, values):
+    """A statement of ours; a cancel or statement_timeout during it leaves as errors.Canceled."""
+    try:
+        return plpy.execute(plan, values)
+    except plpy.SPIError as error:
+        raise errors.Canceled(getattr(error, "sqlstate", None), str(error)) from None
 
 
 def _plans(plpy, state):

@@ -83,6 +83,17 @@ class Cluster:
         self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "reload"])
         time.sleep(0.3)
 
+    def crash(self):
+        """Stop the server as a crash would: pg_ctl stop -m immediate, the data directory kept."""
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "immediate",
+                   "-w", "stop"])
+
+    def restart(self):
+        """Start the server again on the same data directory and port (no initdb); after
+        crash() it runs crash recovery first."""
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log,
+                   "-w", "-t", "60", "start"])
+
     def stop(self):
         try:
             self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "immediate",

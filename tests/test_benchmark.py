@@ -16,6 +16,7 @@ SECTIONS = {
     "invoke_many": r"invoke_many, max_concurrency \d+\s+[\d,]+\s",
     "Payload size": r"1 MB \([\d,]+ bytes\)\s+\d+\.\d+ ms",
     "Memory": r"invoke_many, max_concurrency 16\s+[+-]\d+\.\d+ MB\s+[+-]\d+\.\d+ MB",
+    "Commit-time delivery": r"local emulator \(own process, SigV4 checked\)\s+[\d,]+\s+[\d,]+\s+\d+\.\d+ x",
     "Targets": r"invoke_many: trivial function >= 1000/s\s+[\d,]+/s\s+target (met|missed)",
 }
 

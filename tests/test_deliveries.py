@@ -469,3 +469,18 @@ def test_pg_dump_keeps_the_deliveries_log_and_drop_extension_removes_it(queue, c
         assert target.execute("SELECT to_regclass('aws_lambda.deliveries')").fetchone() == (None,)
     for dbname in ("dump_source", "dump_target"):
         queue.execute(f"DROP DATABASE {dbname} (FORCE)")
+
+
+def test_statement_timeout_stops_a_delivery_batch_of_fast_calls(queue, emulator):
+    queue.execute("""SELECT aws_lambda.invoke_on_commit('noop', json_build_object('i', g),
+                     invocation_type => 'RequestResponse') FROM generate_series(1, 1000) g""")
+    queue.execute("SET statement_timeout = '300ms'")
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.QueryCanceled) as caught:
+        deliver(queue, "CALL aws_lambda.deliver(batch_size => 1000)")
+    assert time.monotonic() - started < 0.6
+    assert "Traceback" not in str(caught.value) and "spiexceptions" not in str(caught.value)
+    queue.execute("RESET statement_timeout")
+    assert len(emulator.requests) < 1000  # the rest of the batch was never sent
+    assert queue.execute("SELECT status, attempts, count(*) FROM aws_lambda.deliveries GROUP BY 1, 2"
+                         ).fetchall() == [("pending", 0, 1000)]  # sent again later: at least once

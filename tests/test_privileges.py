@@ -48,13 +48,23 @@ def test_the_guides_two_grants_are_all_an_application_role_needs(db, app_role):
     assert row == (200,)
 
 
+# What CALL aws_lambda.deliver() runs as its caller: the deliverer's role needs only EXECUTE on
+# deliver itself (and USAGE on the schema, which PUBLIC does not have).
+DELIVER_HELPERS = [
+    ("aws_lambda._deliver_batch(integer,integer,text,text,timestamp with time zone)",),
+    ("aws_lambda._no_error(text,text,text,text)",),
+]
+
+
 def test_no_aws_lambda_function_is_executable_by_public(db):
     rows = db.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace = 'aws_lambda'::regnamespace
           AND (p.proacl IS NULL OR EXISTS (
-                SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))""").fetchall()
-    assert rows == []
+                SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))
+        ORDER BY 1""").fetchall()
+    assert rows == DELIVER_HELPERS
+    assert db.execute("SELECT has_schema_privilege('public', 'aws_lambda', 'USAGE')").fetchone() == (False,)
 
 
 def test_public_functions_are_volatile_and_parallel_unsafe(db):

@@ -1,0 +1,175 @@
+"""plpy-lambda-relay: sends what aws_lambda.invoke_on_commit queued, as soon as it is committed.
+
+Its one job: keep a connection to the database, LISTEN aws_lambda_deliveries, and run
+CALL aws_lambda.deliver() at start, on each notification and every --poll seconds (for
+retries that come due, and for notifications sent while no relay listened). The server
+sends the invocations with its own credentials; the relay holds none. Several relays on
+one database share the work: deliver() claims rows with SKIP LOCKED.
+
+    python -m plpy_lambda.relay --dsn "host=db.internal dbname=app user=relay"
+
+It reconnects by itself (backoff 0.5 s doubling to 5 s) when the server restarts or the
+connection drops. On PostgreSQL 14 and later it sets client_connection_check_interval, so
+that when the relay dies its backend stops delivering within about a second and the rows
+it had claimed go back to the queue. SIGTERM or SIGINT: finish the CALL in progress
+(canceled after --grace seconds; a canceled batch stays queued), then exit 0.
+"""
+
+import argparse
+import logging
+import os
+import select
+import signal
+import sys
+import threading
+
+import psycopg
+
+CHANNEL = "aws_lambda_deliveries"
+APPLICATION_NAME = "aws_lambda relay"
+CHECK_INTERVAL_MS = 1000  # client_connection_check_interval of the relay's backend
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between reconnection attempts
+log = logging.getLogger("plpy-lambda-relay")
+
+
+class Relay:
+    def __init__(self, args):
+        self.args = args
+        self.call = (f"CALL aws_lambda.deliver(batch_size => {args.batch_size:d}, "
+                     f"max_concurrency => {args.max_concurrency:d})")
+        self.conn = None
+        self.notified = False
+        self.stopping = threading.Event()
+        self.idle = threading.Event()  # set while no CALL runs
+        self.idle.set()
+        self.wake_r, self.wake_w = os.pipe()  # a signal writes here: an idle wait ends at once
+        os.set_blocking(self.wake_w, False)
+
+    def run(self):
+        backoff = BACKOFF_FIRST
+        while not self.stopping.is_set():
+            try:
+                if self.conn is None:
+                    self.conn = self.connect()
+                self.deliver()
+                backoff = BACKOFF_FIRST
+                self.wait(self.args.poll, self.conn.fileno())
+            except psycopg.Error as error:
+                if self.stopping.is_set():
+                    break
+                lost = self.conn is None or self.conn.closed
+                log.error("%s: %s; %s in %.1f s", "connection failed" if lost else "error",
+                          " ".join(str(error).split()), "reconnecting" if lost else "again",
+                          backoff)
+                self.close()
+                self.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        self.close()
+        log.info("stopped")
+
+    def connect(self):
+        conn = psycopg.connect(self.args.dsn, autocommit=True, application_name=APPLICATION_NAME)
+        conn.add_notice_handler(on_notice)
+        conn.add_notify_handler(self.on_notify)
+        try:
+            if conn.info.server_version >= 140000:
+                conn.execute(f"SET client_connection_check_interval = {CHECK_INTERVAL_MS}")
+            else:
+                log.warning("PostgreSQL before 14: if this relay dies, its backend goes on "
+                            "delivering its batch unseen until the batch ends")
+            conn.execute(f"LISTEN {CHANNEL}")  # before the first CALL: no commit falls between
+        except psycopg.Error:
+            conn.close()
+            raise
+        log.info("connected to database %s as %s (backend %d); listening on %s",
+                 conn.info.dbname, conn.info.user, conn.info.backend_pid, CHANNEL)
+        return conn
+
+    def deliver(self):
+        """CALL deliver() until no notification came in while it ran."""
+        while True:
+            self.notified = False
+            self.idle.clear()
+            try:
+                if self.stopping.is_set():  # after clear(): finish() sees either this or a CALL
+                    return
+                self.conn.execute(self.call)
+            finally:
+                self.idle.set()
+            if not self.notified:
+                return
+
+    def wait(self, seconds, sock=None):
+        """Until seconds pass, sock has something to read (a notification), or a signal."""
+        ready, _, _ = select.select([self.wake_r] + ([sock] if sock is not None else []),
+                                    [], [], seconds)
+        if self.wake_r in ready:
+            os.read(self.wake_r, 512)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def on_notify(self, notify):
+        self.notified = True
+
+    def on_signal(self, signum, frame):
+        if not self.stopping.is_set():
+            self.stopping.set()
+            threading.Thread(target=self.finish, args=(signal.Signals(signum).name,),
+                             daemon=True).start()
+
+    def finish(self, name):
+        """After a signal: let the CALL in progress end, cancel it after --grace seconds."""
+        conn = self.conn
+        if self.idle.is_set() or conn is None:
+            log.info("%s: stopping", name)
+            return
+        log.info("%s: stopping after the delivery in progress (at most %g s)", name,
+                 self.args.grace)
+        if not self.idle.wait(self.args.grace):
+            log.warning("still delivering after %g s: canceling; the batch stays queued",
+                        self.args.grace)
+            getattr(conn, "cancel_safe", conn.cancel)()
+
+
+def on_notice(diagnostic):
+    """deliver()'s NOTICE as it is; anything graver with its severity."""
+    severity = diagnostic.severity_nonlocalized or diagnostic.severity
+    if severity in ("NOTICE", "INFO", "LOG", "DEBUG"):
+        log.info("%s", diagnostic.message_primary)
+    else:
+        log.warning("%s: %s", severity, diagnostic.message_primary)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="plpy-lambda-relay", description=__doc__.split("\n")[0])
+    parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* "
+                        "environment variables); the role needs EXECUTE on aws_lambda.deliver")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between CALLs "
+                        "without a notification (default 1.0)")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds a stop waits for "
+                        "the delivery in progress before canceling it (default 10)")
+    parser.add_argument("--batch-size", type=int, default=100, help="deliveries claimed at "
+                        "once: the most a crash can send twice (default 100)")
+    parser.add_argument("--max-concurrency", type=int, default=32,
+                        help="invocations in flight at once (default 32)")
+    parser.add_argument("--quiet", action="store_true", help="log only warnings and errors")
+    args = parser.parse_args(argv)
+    if args.poll <= 0 or args.grace < 0:
+        parser.error("--poll must be positive and --grace not negative")
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(name)s[%(process)d] %(message)s")
+    relay = Relay(args)
+    signal.set_wakeup_fd(relay.wake_w, warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, relay.on_signal)
+    log.info("started: poll %g s, grace %g s, batch size %d, max concurrency %d",
+             args.poll, args.grace, args.batch_size, args.max_concurrency)
+    relay.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
