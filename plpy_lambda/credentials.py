@@ -55,6 +55,18 @@ class CredentialSource:
         with self._lock:
             return self._botocore_session().get_config_variable("region")
 
+    def config_variable(self, name):
+        """A botocore configuration variable of the server process (environment, then the
+        profile in the shared config file), e.g. "ca_bundle", "use_fips_endpoint"."""
+        with self._lock:
+            return self._botocore_session().get_config_variable(name)
+
+    def profile(self):
+        """The server's profile section of the shared config file, as botocore reads it
+        (a dict; {} when there is none)."""
+        with self._lock:
+            return dict(self._botocore_session().get_scoped_config() or {})
+
     def get(self, role_arn, region):
         """Frozen credentials (access key, secret key, token) for one request."""
         if not role_arn:
