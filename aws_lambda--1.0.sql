@@ -6,9 +6,11 @@
 \echo Use "CREATE EXTENSION aws_lambda CASCADE" to load this file. \quit
 
 CREATE SCHEMA aws_lambda;
+-- What the public functions run on: no application role calls these (see the grants at the end).
+CREATE SCHEMA aws_lambda_internal;
 
 -- What the Python side hands back: a result, or the error to raise.
-CREATE TYPE aws_lambda._invoke_result AS (
+CREATE TYPE aws_lambda_internal._invoke_result AS (
     status_code int,
     payload text,
     executed_version text,
@@ -20,7 +22,7 @@ CREATE TYPE aws_lambda._invoke_result AS (
 );
 
 -- Import plpy_lambda into this backend's Python, from the directory fixed at install time.
-CREATE FUNCTION aws_lambda._load()
+CREATE FUNCTION aws_lambda_internal._load()
 RETURNS void
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -41,17 +43,17 @@ GD["plpy_lambda.sql"] = plpy_lambda.sql
 $py$;
 
 -- One invocation. Failures come back as error columns (see _no_error).
-CREATE FUNCTION aws_lambda._invoke_py(
+CREATE FUNCTION aws_lambda_internal._invoke_py(
     function_name text, payload text, region text, invocation_type text, log_type text,
     context text, qualifier text, composite_region text, from_composite boolean,
     connect_timeout text, request_timeout text, conf_load_time timestamptz,
     events_after_commit text)
-RETURNS aws_lambda._invoke_result
+RETURNS aws_lambda_internal._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $py$
 if "plpy_lambda.sql" not in GD:
-    plpy.execute("SELECT aws_lambda._load()")
+    plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].invoke(
     plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
     composite_region, from_composite, connect_timeout, request_timeout, conf_load_time,
@@ -60,7 +62,7 @@ $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call
 -- comes back as a row whose ordinality is NULL.
-CREATE TYPE aws_lambda._batch_row AS (
+CREATE TYPE aws_lambda_internal._batch_row AS (
     ordinality bigint,
     status_code int,
     payload text,
@@ -72,23 +74,23 @@ CREATE TYPE aws_lambda._batch_row AS (
     error_hint text
 );
 
-CREATE FUNCTION aws_lambda._invoke_many_py(
+CREATE FUNCTION aws_lambda_internal._invoke_many_py(
     function_name text, payloads text[], region text, invocation_type text, log_type text,
     context text, qualifier text, max_concurrency int,
     connect_timeout text, request_timeout text, conf_load_time timestamptz)
-RETURNS SETOF aws_lambda._batch_row
+RETURNS SETOF aws_lambda_internal._batch_row
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $py$
 if "plpy_lambda.sql" not in GD:
-    plpy.execute("SELECT aws_lambda._load()")
+    plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].invoke_many(
     plpy, GD, function_name, payloads, region, invocation_type, log_type, context, qualifier,
     max_concurrency, connect_timeout, request_timeout, conf_load_time)
 $py$;
 
 -- True when there is no error; else raise it with its own SQLSTATE, message, DETAIL, HINT.
-CREATE FUNCTION aws_lambda._no_error(sqlstate text, message text, detail text, hint text)
+CREATE FUNCTION aws_lambda_internal._no_error(sqlstate text, message text, detail text, hint text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -110,7 +112,7 @@ $$;
 
 -- The operator's settings, from the server's configuration files only: a session,
 -- role or database setting (which any role can make) is never read.
-CREATE FUNCTION aws_lambda._operator_settings(OUT name text, OUT setting text)
+CREATE FUNCTION aws_lambda_internal._operator_settings(OUT name text, OUT setting text)
 RETURNS SETOF record
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -138,17 +140,17 @@ CREATE FUNCTION aws_lambda.invoke(
     OUT payload json,
     OUT executed_version text,
     OUT log_result text)
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::json, r.executed_version, r.log_result
-FROM aws_lambda._invoke_py(
+FROM aws_lambda_internal._invoke_py(
         $1, $2::text, $3, $4, $5, $6::text, $7, NULL, false,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
-WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -163,17 +165,17 @@ CREATE FUNCTION aws_lambda.invoke(
     OUT payload jsonb,
     OUT executed_version text,
     OUT log_result text)
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::jsonb, r.executed_version, r.log_result
-FROM aws_lambda._invoke_py(
+FROM aws_lambda_internal._invoke_py(
         $1, $2::text, $3, $4, $5, $6::text, $7, NULL, false,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
-WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -187,17 +189,17 @@ CREATE FUNCTION aws_lambda.invoke(
     OUT payload json,
     OUT executed_version text,
     OUT log_result text)
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::json, r.executed_version, r.log_result
-FROM aws_lambda._invoke_py(
+FROM aws_lambda_internal._invoke_py(
         ($1).function_name, $2::text, NULL, $3, $4, $5::text, $6, ($1).region, true,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
-WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -211,17 +213,17 @@ CREATE FUNCTION aws_lambda.invoke(
     OUT payload jsonb,
     OUT executed_version text,
     OUT log_result text)
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.status_code, r.payload::jsonb, r.executed_version, r.log_result
-FROM aws_lambda._invoke_py(
+FROM aws_lambda_internal._invoke_py(
         ($1).function_name, $2::text, NULL, $3, $4, $5::text, $6, ($1).region, true,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
-WHERE aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 -- invoke_many: the same function for every payload, at most max_concurrency at a time.
@@ -243,18 +245,18 @@ CREATE FUNCTION aws_lambda.invoke_many(
     OUT error_message text,
     OUT error_detail text)
 RETURNS SETOF record
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.ordinality, r.status_code, r.payload::json, r.executed_version, r.log_result,
        r.error_sqlstate, r.error_message, r.error_detail
-FROM aws_lambda._invoke_many_py(
+FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time()) AS r
 WHERE CASE WHEN r.ordinality IS NULL
-           THEN aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+           THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END
 $$;
 
@@ -276,18 +278,18 @@ CREATE FUNCTION aws_lambda.invoke_many(
     OUT error_message text,
     OUT error_detail text)
 RETURNS SETOF record
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.ordinality, r.status_code, r.payload::jsonb, r.executed_version, r.log_result,
        r.error_sqlstate, r.error_message, r.error_detail
-FROM aws_lambda._invoke_many_py(
+FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time()) AS r
 WHERE CASE WHEN r.ordinality IS NULL
-           THEN aws_lambda._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+           THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END
 $$;
 
@@ -340,7 +342,7 @@ END
 $$;
 
 -- invoke_on_commit's arguments, checked as invoke checks them, as they are stored.
-CREATE TYPE aws_lambda._queued_call AS (
+CREATE TYPE aws_lambda_internal._queued_call AS (
     function_name text,
     region text,
     invocation_type text,
@@ -353,15 +355,15 @@ CREATE TYPE aws_lambda._queued_call AS (
     error_hint text
 );
 
-CREATE FUNCTION aws_lambda._check_queued(
+CREATE FUNCTION aws_lambda_internal._check_queued(
     function_name text, region text, invocation_type text, log_type text, context text,
     qualifier text, composite_region text, from_composite boolean, payload_size int)
-RETURNS aws_lambda._queued_call
+RETURNS aws_lambda_internal._queued_call
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $py$
 if "plpy_lambda.sql" not in GD:
-    plpy.execute("SELECT aws_lambda._load()")
+    plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].check_queued(
     GD, function_name, region, invocation_type, log_type, context, qualifier,
     composite_region, from_composite, payload_size)
@@ -370,8 +372,8 @@ $py$;
 -- Queue one invocation in the caller's transaction. The common shape (a bare name and
 -- the defaults, a payload within 1 MB) needs no further check; any other goes through
 -- _check_queued once per distinct set of arguments.
-CREATE FUNCTION aws_lambda._enqueue(
-    queued_by name, function_name text, payload json, region text, invocation_type text,
+CREATE FUNCTION aws_lambda_internal._enqueue(
+    function_name text, payload json, region text, invocation_type text,
     log_type text, context json, qualifier text, ordering_key text,
     composite_region text, from_composite boolean)
 RETURNS bigint
@@ -379,24 +381,22 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    checked aws_lambda._queued_call;
+    checked aws_lambda_internal._queued_call;
     queued_id bigint;
+    -- The role the session acts as (SET ROLE, else the login role): what current_user is
+    -- outside SECURITY DEFINER functions, and a role can only SET ROLE to its own roles.
+    queued_by name := coalesce(nullif(current_setting('role'), 'none'), session_user);
 BEGIN
-    -- The role that queues: the caller's current_user when the session's login role may
-    -- act as it, else the login role (a name passed in is never taken on trust).
-    IF NOT pg_has_role(session_user, queued_by, 'MEMBER') THEN
-        queued_by := session_user;
-    END IF;
     IF (function_name ~ '^[A-Za-z0-9_-]{1,64}$'
         AND region IS NULL AND context IS NULL AND qualifier IS NULL
         AND composite_region IS NULL
         AND invocation_type IN ('Event', 'RequestResponse', 'DryRun')
         AND log_type IN ('None', 'Tail')
         AND octet_length(payload::text) <= 1048576) IS NOT TRUE THEN
-        checked := aws_lambda._check_queued(
+        checked := aws_lambda_internal._check_queued(
             function_name, region, invocation_type, log_type, context::text, qualifier,
             composite_region, from_composite, octet_length(payload::text));
-        PERFORM aws_lambda._no_error(checked.error_sqlstate, checked.error_message,
+        PERFORM aws_lambda_internal._no_error(checked.error_sqlstate, checked.error_message,
                                      checked.error_detail, checked.error_hint);
         function_name := checked.function_name;
         region := checked.region;
@@ -426,8 +426,9 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     qualifier varchar(128) DEFAULT NULL,
     ordering_key text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT aws_lambda._enqueue(current_user, $1, $2, $3, $4, $5, $6, $7, $8, NULL, false) $$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT aws_lambda_internal._enqueue($1, $2, $3, $4, $5, $6, $7, $8, NULL, false) $$;
 
 CREATE FUNCTION aws_lambda.invoke_on_commit(
     function_name text,
@@ -439,8 +440,9 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     qualifier varchar(128) DEFAULT NULL,
     ordering_key text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT aws_lambda._enqueue(current_user, $1, $2::json, $3, $4, $5, $6::json, $7, $8, NULL, false) $$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT aws_lambda_internal._enqueue($1, $2::json, $3, $4, $5, $6::json, $7, $8, NULL, false) $$;
 
 CREATE FUNCTION aws_lambda.invoke_on_commit(
     function_name aws_commons._lambda_function_arn_1,
@@ -451,8 +453,9 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     qualifier varchar(128) DEFAULT NULL,
     ordering_key text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT aws_lambda._enqueue(current_user, ($1).function_name, $2, NULL, $3, $4, $5, $6, $7,
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT aws_lambda_internal._enqueue(($1).function_name, $2, NULL, $3, $4, $5, $6, $7,
                                  ($1).region, true) $$;
 
 CREATE FUNCTION aws_lambda.invoke_on_commit(
@@ -464,8 +467,9 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     qualifier varchar(128) DEFAULT NULL,
     ordering_key text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT aws_lambda._enqueue(current_user, ($1).function_name, $2::json, NULL, $3, $4, $5::json,
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT aws_lambda_internal._enqueue(($1).function_name, $2::json, NULL, $3, $4, $5::json,
                                  $6, $7, ($1).region, true) $$;
 
 -- A row trigger: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW
@@ -473,7 +477,8 @@ AS $$ SELECT aws_lambda._enqueue(current_user, ($1).function_name, $2::json, NUL
 -- Queues Supabase's database-webhook payload; 'ordered' keys it by table and primary key.
 CREATE FUNCTION aws_lambda.invoke_on_commit_trigger()
 RETURNS trigger
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key text;
@@ -488,12 +493,12 @@ BEGIN
             HINT = 'Arguments: function_name [, invocation_type [, ''ordered'']].';
     END IF;
     IF TG_NARGS = 3 THEN
-        key := aws_lambda._row_key(TG_RELID,
+        key := aws_lambda_internal._row_key(TG_RELID,
                                    CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.to_jsonb(OLD)
                                         ELSE pg_catalog.to_jsonb(NEW) END);
     END IF;
-    PERFORM aws_lambda._enqueue(
-        current_user, TG_ARGV[0],
+    PERFORM aws_lambda_internal._enqueue(
+        TG_ARGV[0],
         pg_catalog.json_build_object(
             'type', TG_OP, 'table', TG_TABLE_NAME, 'schema', TG_TABLE_SCHEMA,
             'record', pg_catalog.row_to_json(NEW), 'old_record', pg_catalog.row_to_json(OLD)),
@@ -503,12 +508,12 @@ END
 $$;
 
 -- The ordering key of a row: its table and primary key values.
-CREATE FUNCTION aws_lambda._row_key(relation oid, row_values jsonb)
+CREATE FUNCTION aws_lambda_internal._row_key(relation oid, row_values jsonb)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT CASE WHEN count(a.attname) = 0 THEN aws_lambda._no_primary_key(relation)
+SELECT CASE WHEN count(a.attname) = 0 THEN aws_lambda_internal._no_primary_key(relation)
             ELSE relation::regclass::text || jsonb_agg(row_values -> a.attname ORDER BY k.n)::text END
 FROM pg_index AS i
 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
@@ -516,7 +521,7 @@ JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = relation AND i.indisprimary
 $$;
 
-CREATE FUNCTION aws_lambda._no_primary_key(relation oid)
+CREATE FUNCTION aws_lambda_internal._no_primary_key(relation oid)
 RETURNS text
 LANGUAGE plpgsql VOLATILE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -529,7 +534,7 @@ END
 $$;
 
 -- Send what is due: claim a batch, send it, record the outcomes (caller's transaction).
-CREATE TYPE aws_lambda._batch_counts AS (
+CREATE TYPE aws_lambda_internal._batch_counts AS (
     succeeded int,
     failed int,
     pending int,
@@ -540,15 +545,15 @@ CREATE TYPE aws_lambda._batch_counts AS (
     error_hint text
 );
 
-CREATE FUNCTION aws_lambda._deliver_batch(
+CREATE FUNCTION aws_lambda_internal._deliver_batch(
     batch_size int, max_concurrency int, connect_timeout text, request_timeout text,
     conf_load_time timestamptz)
-RETURNS aws_lambda._batch_counts
+RETURNS aws_lambda_internal._batch_counts
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $py$
 if "plpy_lambda.sql" not in GD:
-    plpy.execute("SELECT aws_lambda._load()")
+    plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].deliver_batch(
     plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout, conf_load_time)
 $py$;
@@ -564,7 +569,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     stop_at timestamptz := pg_catalog.clock_timestamp() + run_for;
-    done aws_lambda._batch_counts;
+    done aws_lambda_internal._batch_counts;
     claimed int;
     succeeded int := 0;
     failed int := 0;
@@ -572,12 +577,12 @@ DECLARE
     dead int := 0;
 BEGIN
     LOOP
-        done := aws_lambda._deliver_batch(
+        done := aws_lambda_internal._deliver_batch(
             batch_size, max_concurrency,
             pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
             pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
             pg_catalog.pg_conf_load_time());
-        PERFORM aws_lambda._no_error(done.error_sqlstate, done.error_message, done.error_detail,
+        PERFORM aws_lambda_internal._no_error(done.error_sqlstate, done.error_message, done.error_detail,
                                      done.error_hint);
         COMMIT;
         claimed := done.succeeded + done.failed + done.pending + done.dead;
@@ -600,17 +605,15 @@ END
 $$;
 
 -- Put a dead or failed delivery back in the queue, in its place.
-CREATE FUNCTION aws_lambda._redeliver(caller name, delivery_id bigint)
+CREATE FUNCTION aws_lambda_internal._redeliver(delivery_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     current_status text;
+    caller name := coalesce(nullif(current_setting('role'), 'none'), session_user);  -- as in _enqueue
 BEGIN
-    IF NOT pg_has_role(session_user, caller, 'MEMBER') THEN  -- as in _enqueue
-        caller := session_user;
-    END IF;
     SELECT d.status INTO current_status FROM aws_lambda.deliveries AS d
     WHERE d.id = delivery_id
       AND (d.queued_by = caller OR pg_has_role(caller, d.queued_by, 'MEMBER')
@@ -634,8 +637,9 @@ $$;
 
 CREATE FUNCTION aws_lambda.redeliver(id bigint)
 RETURNS void
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-AS $$ SELECT aws_lambda._redeliver(current_user, $1) $$;
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT aws_lambda_internal._redeliver($1) $$;
 
 -- The queue at a glance: deliveries per status, and the oldest of each (as the caller sees them).
 CREATE FUNCTION aws_lambda.delivery_status(
@@ -653,12 +657,18 @@ $$;
 
 -- After CREATE EXTENSION only the administrator can invoke. Application roles need:
 --   GRANT USAGE ON SCHEMA aws_lambda TO app;
---   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app;
+--   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app;  (or ON FUNCTION one of them)
 --   GRANT EXECUTE ON PROCEDURE aws_lambda.deliver TO relay;  (the deliverer's role)
+-- The public functions are SECURITY DEFINER: they run aws_lambda_internal as the extension's
+-- owner, so one GRANT EXECUTE ON FUNCTION is enough, and no internal function (the operator's
+-- settings among them) is callable by an application role.
 REVOKE ALL ON SCHEMA aws_lambda FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda FROM PUBLIC;
 REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA aws_lambda FROM PUBLIC;
--- deliver() runs as its caller and reaches the queue through these (schema USAGE still gates
--- them; _deliver_batch only sends what is due, as deliver() would).
-GRANT EXECUTE ON FUNCTION aws_lambda._deliver_batch(int, int, text, text, timestamptz) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_lambda._no_error(text, text, text, text) TO PUBLIC;
+REVOKE ALL ON SCHEMA aws_lambda_internal FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda_internal FROM PUBLIC;
+-- deliver() runs as its caller (a procedure that commits cannot be SECURITY DEFINER) and
+-- reaches the queue through these two, which only send what is due and raise an error.
+GRANT USAGE ON SCHEMA aws_lambda_internal TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_lambda_internal._deliver_batch(int, int, text, text, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_lambda_internal._no_error(text, text, text, text) TO PUBLIC;

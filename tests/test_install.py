@@ -28,11 +28,11 @@ def test_the_installed_script_names_a_fixed_root_owned_python_directory():
 
 
 def test_a_missing_package_gives_an_error_that_says_what_to_do(cluster):
-    """aws_lambda._load() imports plpy_lambda from the installed directory; a copy of it
+    """aws_lambda_internal._load() imports plpy_lambda from the installed directory; a copy of it
     pointed at an empty one shows what a user of an incomplete installation sees."""
     directory = os.path.join(sharedir(), "aws_lambda", "python")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-        body = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'aws_lambda._load'::regproc").fetchone()[0]
+        body = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'aws_lambda_internal._load'::regproc").fetchone()[0]
         assert directory in body
         conn.execute("DROP SCHEMA IF EXISTS broken CASCADE")
         conn.execute("CREATE SCHEMA broken")

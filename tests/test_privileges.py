@@ -48,23 +48,67 @@ def test_the_guides_two_grants_are_all_an_application_role_needs(db, app_role):
     assert row == (200,)
 
 
-# What CALL aws_lambda.deliver() runs as its caller: the deliverer's role needs only EXECUTE on
-# deliver itself (and USAGE on the schema, which PUBLIC does not have).
-DELIVER_HELPERS = [
-    ("aws_lambda._deliver_batch(integer,integer,text,text,timestamp with time zone)",),
-    ("aws_lambda._no_error(text,text,text,text)",),
-]
-
-
 def test_no_aws_lambda_function_is_executable_by_public(db):
     rows = db.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace = 'aws_lambda'::regnamespace
           AND (p.proacl IS NULL OR EXISTS (
+                SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))""").fetchall()
+    assert rows == []
+
+
+def test_only_what_deliver_runs_as_its_caller_is_executable_in_the_internal_schema(db):
+    rows = db.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'aws_lambda_internal'::regnamespace
+          AND (p.proacl IS NULL OR EXISTS (
                 SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))
         ORDER BY 1""").fetchall()
-    assert rows == DELIVER_HELPERS
-    assert db.execute("SELECT has_schema_privilege('public', 'aws_lambda', 'USAGE')").fetchone() == (False,)
+    assert rows == [
+        ("aws_lambda_internal._deliver_batch(integer,integer,text,text,timestamp with time zone)",),
+        ("aws_lambda_internal._no_error(text,text,text,text)",),
+    ]
+
+
+def test_one_grant_on_one_overload_is_enough_to_call_it(db, app_role):
+    db.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+    db.execute("""GRANT EXECUTE ON FUNCTION
+        aws_lambda.invoke(text, json, text, text, text, json, varchar) TO app_user""")
+    app = app_role()
+    assert app.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+    assert sqlstate_and_message(app, "SELECT * FROM aws_lambda.invoke('simple', '{}'::jsonb)") == (
+        "42501", "permission denied for function invoke")
+    db.execute("""GRANT EXECUTE ON FUNCTION aws_lambda.invoke_on_commit(
+        text, jsonb, text, text, text, jsonb, varchar, text) TO app_user""")
+    assert app.execute("SELECT aws_lambda.invoke_on_commit('simple', '{}'::jsonb)").fetchone()[0] > 0
+    db.execute("DELETE FROM aws_lambda.deliveries")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM aws_lambda_internal._operator_settings()",
+    "SELECT * FROM aws_lambda_internal._invoke_py('simple', '{}', NULL, 'RequestResponse', 'None', NULL, "
+    "NULL, NULL, false, NULL, NULL, now(), NULL)",
+    "SELECT aws_lambda_internal._enqueue('simple', '{}'::json, NULL, 'Event', 'None', NULL, NULL, NULL, "
+    "NULL, false)",
+    "SELECT aws_lambda_internal._load()",
+    "SELECT aws_lambda_internal._redeliver(1)",
+])
+def test_internal_functions_stay_uncallable_with_the_guides_grants(db, app_role, sql):
+    db.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+    db.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app_user")
+    app = app_role()
+    sqlstate, message = sqlstate_and_message(app, sql)
+    assert sqlstate == "42501" and message.startswith("permission denied for function _")
+
+
+def test_the_guides_grants_do_not_reveal_the_operators_settings(db, app_role):
+    db.execute("GRANT USAGE ON SCHEMA aws_lambda TO app_user")
+    db.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app_user")
+    app = app_role()
+    for sql in ["SELECT setting FROM pg_file_settings WHERE name = 'aws_lambda.endpoint_override'",
+                "SELECT * FROM aws_lambda_internal._operator_settings()"]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute(sql)
 
 
 def test_public_functions_are_volatile_and_parallel_unsafe(db):
@@ -75,13 +119,9 @@ def test_public_functions_are_volatile_and_parallel_unsafe(db):
     assert rows == [("v", "u", "sql")]
 
 
-# Run as their caller and cannot carry a SET clause: one-line SQL wrappers that PostgreSQL
-# inlines into the caller's query (a SET clause would prevent that), a procedure that
-# commits, and a trigger function. Every name in their bodies is schema-qualified.
-UNPINNED_CALLER_FUNCTIONS = {
-    "aws_lambda.invoke_on_commit", "aws_lambda.redeliver", "aws_lambda.deliver",
-    "aws_lambda.invoke_on_commit_trigger",
-}
+# A procedure that commits cannot carry a SET clause; it runs as its caller and every name
+# in its body is schema-qualified.
+UNPINNED_CALLER_FUNCTIONS = {"aws_lambda.deliver"}
 
 
 def test_every_function_pins_its_search_path(db):
@@ -89,7 +129,8 @@ def test_every_function_pins_its_search_path(db):
         SELECT p.oid::regprocedure::text, p.pronamespace::regnamespace || '.' || p.proname,
                p.prosecdef
         FROM pg_proc p
-        WHERE p.pronamespace IN ('aws_lambda'::regnamespace, 'aws_commons'::regnamespace)
+        WHERE p.pronamespace IN ('aws_lambda'::regnamespace, 'aws_commons'::regnamespace,
+                                 'aws_lambda_internal'::regnamespace)
           AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)""").fetchall()
     assert {name for _, name, _ in rows} == UNPINNED_CALLER_FUNCTIONS
     assert [signature for signature, _, definer in rows if definer] == []
