@@ -18,6 +18,7 @@ aws_lambda.delivery_max_attempts attempts or aws_lambda.delivery_max_age, then
 """
 
 import base64
+import dataclasses
 import json
 import random
 import time
@@ -148,19 +149,33 @@ def _plans(plpy, state):
 
 
 def _calls(rows):
-    """(id, Invocation or LambdaError) for each claimed row."""
+    """(id, Invocation or LambdaError) for each claimed row. Rows that share their arguments
+    (all but RequestResponse, whose context carries the id) are checked once per batch."""
+    shared = {}
     for row in rows:
         context = row["context"]
+        key = (row["function_name"], row["region"], row["invocation_type"], row["log_type"],
+               context, row["qualifier"])
         try:
             if row["invocation_type"] == "RequestResponse":
                 context = _context_with_id(context, row["id"])
-            call = arguments.from_sql(row["function_name"], row["payload"], row["region"],
-                                      row["invocation_type"], row["log_type"], context,
-                                      row["qualifier"])
+                call = _checked(row, context)
+            else:
+                template = shared.get(key)
+                if template is None:
+                    template = shared[key] = _checked(row, context)
+                call = dataclasses.replace(
+                    template,
+                    payload=arguments.payload_bytes(row["payload"], template.invocation_type))
         except errors.LambdaError as error:
             yield row["id"], error
             continue
         yield row["id"], call
+
+
+def _checked(row, context):
+    return arguments.from_sql(row["function_name"], row["payload"], row["region"],
+                              row["invocation_type"], row["log_type"], context, row["qualifier"])
 
 
 def _context_with_id(context, delivery_id):
