@@ -3,7 +3,7 @@
 import json
 import time
 
-from plpy_lambda import client, errors, names
+from plpy_lambda import client, endpoints, errors, names
 from plpy_lambda.errors import BadArgument, BadConfiguration
 
 USER_AGENT = "aws_lambda-postgresql/1.0"
@@ -12,7 +12,7 @@ USER_AGENT = "aws_lambda-postgresql/1.0"
 def prepare(backend, call, operator):
     """The request for one checked call, and the region it goes to."""
     region = call.region or _server_region(backend)
-    endpoint = operator.endpoint_override or f"https://lambda.{region}.{names.dns_suffix(region)}"
+    endpoint = endpoints.for_region(backend, region, operator.endpoint_override)
     request = client.Request(
         endpoint=endpoint,
         region=region,
