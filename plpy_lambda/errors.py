@@ -116,7 +116,8 @@ def unable_to_connect(endpoint, cause):
         UNABLE_TO_CONNECT,
         "Unable to connect to endpoint",
         hint=f"Endpoint {endpoint}: {cause}. Check aws_lambda.endpoint_override, "
-        "DNS and outbound network access from the database server.",
+        "AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL or the shared config's endpoint_url, "
+        "proxies, DNS and outbound network access from the database server.",
         retryable=True,
     )
 
