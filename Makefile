@@ -2,6 +2,11 @@
 #
 #   make install            as root, with pg_config on PATH: both extensions, and
 #                           plpy_lambda with its pinned dependencies for the server's Python
+#   make wheelhouse         every wheel "make install" needs, into wheelhouse/ (or WHEELHOUSE=dir),
+#                           for the server's Python or for WHEELHOUSE_PYTHON_VERSION=3.X (then
+#                           without PostgreSQL; another version's wheels may share the directory)
+#   make install WHEELHOUSE=dir
+#                           the same install with no package registry: only the wheels in dir
 #   make dist               the archive "pgxn install" takes
 #
 # PLPY_LAMBDA_DIR is where plpy_lambda and boto3/botocore go: a root-owned directory
@@ -9,16 +14,24 @@
 # PYTHON is the interpreter PL/Python runs (found from plpython3.so's libpython).
 
 EXTENSION = aws_commons aws_lambda
-DATA = aws_commons--1.2.sql
+DATA = aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql aws_commons--1.2.sql
 DATA_built = build/aws_lambda--1.0.sql
 EXTRA_CLEAN = build
 
 PG_CONFIG ?= pg_config
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
 include $(PGXS)
+else ifneq ($(MAKECMDGOALS),wheelhouse)
+$(error no pg_config ($(PG_CONFIG)): put PostgreSQL's bin directory on PATH or set PG_CONFIG)
+endif
 
 PLPY_LAMBDA_DIR ?= $(datadir)/aws_lambda/python
 PYTHON ?= $(shell scripts/server-python $(PG_CONFIG))
+WHEELHOUSE ?=
+WHEELHOUSE_PYTHON_VERSION ?=
+# Any Python 3 with pip can download wheels for another version.
+WHEELHOUSE_PIP_PYTHON ?= python3
 VERSION = $(shell sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' META.json | head -n 1)
 
 build/aws_lambda--1.0.sql: aws_lambda--1.0.sql
@@ -28,11 +41,15 @@ build/aws_lambda--1.0.sql: aws_lambda--1.0.sql
 install: install-python
 
 # Install into a fresh directory, check that the server's Python imports it, then swap.
+# PIP_ROOT_USER_ACTION: pip before 22.1 (RHEL 9, Debian 11) has no --root-user-action.
 install-python:
 	@test -n "$(PYTHON)" || { echo "no Python for PL/Python: install postgresql-plpython3-$(MAJORVERSION)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || { \
+		echo "PL/Python runs $$($(PYTHON) -V 2>&1); aws_lambda needs Python 3.9 or newer"; exit 1; }
 	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "$(PYTHON) has no pip: install python3-pip"; exit 1; }
 	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR).new'
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+		$(if $(WHEELHOUSE),--no-index --find-links '$(abspath $(WHEELHOUSE))') \
 		--target '$(DESTDIR)$(PLPY_LAMBDA_DIR).new' -r requirements.txt
 	cp -R plpy_lambda '$(DESTDIR)$(PLPY_LAMBDA_DIR).new/'
 	find '$(DESTDIR)$(PLPY_LAMBDA_DIR).new/plpy_lambda' -name __pycache__ -prune -exec rm -rf {} +
@@ -47,7 +64,24 @@ uninstall: uninstall-python
 uninstall-python:
 	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR)'
 
+# With WHEELHOUSE_PYTHON_VERSION, the markers of requirements.txt are evaluated for that version
+# (pip download would evaluate them for the Python that runs it), into requirements-3.X.txt
+# in the wheelhouse.
+wheelhouse:
+ifeq ($(WHEELHOUSE_PYTHON_VERSION),)
+	@test -n "$(PYTHON)" || { echo "no Python for PL/Python here: set WHEELHOUSE_PYTHON_VERSION=3.X"; exit 1; }
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		-d '$(or $(WHEELHOUSE),wheelhouse)' -r requirements.txt
+else
+	@mkdir -p '$(or $(WHEELHOUSE),wheelhouse)'
+	$(WHEELHOUSE_PIP_PYTHON) scripts/requirements-for $(WHEELHOUSE_PYTHON_VERSION) requirements.txt \
+		> '$(or $(WHEELHOUSE),wheelhouse)/requirements-$(WHEELHOUSE_PYTHON_VERSION).txt'
+	$(WHEELHOUSE_PIP_PYTHON) -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		--python-version $(WHEELHOUSE_PYTHON_VERSION) -d '$(or $(WHEELHOUSE),wheelhouse)' \
+		-r '$(or $(WHEELHOUSE),wheelhouse)/requirements-$(WHEELHOUSE_PYTHON_VERSION).txt'
+endif
+
 dist:
 	git archive --format zip --prefix=aws_lambda-$(VERSION)/ -o aws_lambda-$(VERSION).zip HEAD
 
-.PHONY: install-python uninstall-python dist
+.PHONY: install-python uninstall-python wheelhouse dist

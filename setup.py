@@ -9,7 +9,7 @@ setup(
     version="1.0.0",
     description="AWS Lambda from PostgreSQL: the Python side of the aws_lambda extension",
     packages=find_packages(include=["plpy_lambda", "plpy_lambda.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.9",
     install_requires=["boto3", "botocore"],
     extras_require={"relay": ["psycopg[binary]>=3.1"]},  # plpy-lambda-relay: pip install .[relay]
     entry_points={"console_scripts": [

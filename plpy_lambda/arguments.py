@@ -5,6 +5,8 @@ variable (`:'aws_lambda_arn_1'`) arrives as the text "(name,region)" in the text
 overload, with every later positional argument shifted by one place.
 """
 
+from __future__ import annotations
+
 import base64
 import json
 from dataclasses import dataclass

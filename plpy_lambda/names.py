@@ -4,6 +4,8 @@ Pure code: no PostgreSQL, no network. Every check here runs before anything is
 sent, and every failure names the SQL argument it came from.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
 

@@ -14,6 +14,8 @@
   DATABASE ... SET it); the SQL layer passes its current value in.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit

@@ -20,6 +20,8 @@ Kinds and their parameters:
 - ``huge``: ``size`` (6291457): a 200 whose body is ``size`` bytes of valid JSON.
 """
 
+from __future__ import annotations
+
 import threading
 from dataclasses import asdict, dataclass
 

@@ -20,6 +20,8 @@ region of the ARN in the path, else the region the request was signed for, else
 the emulator's region, and the ARN's account, else the emulator's.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import json

@@ -5,6 +5,8 @@ request log, and the AWS JSON error shape: an ``x-amzn-ErrorType`` header plus a
 body ``{"Type": "User"|"Service", "message": ..., "Message": ...}``.
 """
 
+from __future__ import annotations
+
 import json
 import uuid
 from dataclasses import dataclass, field

@@ -7,6 +7,8 @@ error payload ``{"errorMessage", "errorType", "requestId", "stackTrace"}``, and
 the log text: ``START``, the handler's output, ``END`` and ``REPORT`` lines.
 """
 
+from __future__ import annotations
+
 import decimal
 import json
 import math

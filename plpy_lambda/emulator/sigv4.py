@@ -19,6 +19,8 @@ region's endpoint. The signature is recomputed by botocore (signature.py), which
 is imported only when a signed request has to be checked.
 """
 
+from __future__ import annotations
+
 import calendar
 import hmac
 import re

@@ -1,0 +1,174 @@
+"""aws_commons as RDS ships it: 1.2 by default, and 1.0 and 1.1 that update to the same 1.2.
+
+Versions (public sources do not say what each RDS version added; this split follows the
+order the services came to RDS): 1.0 the schema and _s3_uri_1 / create_s3_uri (aws_s3),
+1.1 _aws_credentials_1 / create_aws_credentials, 1.2 _lambda_function_arn_1 /
+create_lambda_function_arn (aws_lambda). aws_commons--1.2.sql creates 1.2 in one script;
+1.0 and 1.1 reach it through aws_commons--1.0--1.1.sql and aws_commons--1.1--1.2.sql.
+
+The catalog snapshot lists every object of the extension with what a user can see of it
+(signatures, defaults, volatility, security, settings, body, owner, privileges, columns,
+comments, the update paths and psql's \\dx+). A fresh 1.2 and each updated one must give the
+same snapshot, equal to tests/expected/aws_commons.txt. After a deliberate change, rewrite
+that file with UPDATE_EXPECTED=1 and review its diff.
+"""
+
+import os
+
+import psycopg
+import pytest
+
+from conftest import ROOT
+
+EXPECTED = os.path.join(ROOT, "tests", "expected", "aws_commons.txt")
+MEMBERS = """
+    SELECT d.objid, pg_describe_object(d.classid, d.objid, d.objsubid) AS what,
+           obj_description(d.objid, d.classid::regclass::text) AS comment
+    FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
+    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'aws_commons'
+    ORDER BY pg_describe_object(d.classid, d.objid, d.objsubid) COLLATE "C"
+"""
+
+
+def snapshot(cluster, dbname):
+    """Every object of aws_commons in dbname, and psql's \\dx+ aws_commons, as text."""
+    lines = []
+    with psycopg.connect(cluster.dsn(dbname=dbname), autocommit=True) as conn:
+        lines += ["extension {} {} schema={} relocatable={} comment={}".format(*row) for row in
+                  conn.execute("""
+            SELECT extname, extversion, extnamespace::regnamespace, extrelocatable,
+                   obj_description(oid, 'pg_extension')
+            FROM pg_extension WHERE extname = 'aws_commons'""")]
+        members = conn.execute(MEMBERS).fetchall()
+        lines += [f"member {what}" for _, what, _ in members]
+        for objid, what, comment in members:
+            lines.append(f"{what}: comment={comment}")
+            if what.startswith("schema "):
+                lines += ["{}: owner={} acl={}".format(what, *row) for row in conn.execute(
+                    "SELECT nspowner::regrole, nspacl FROM pg_namespace WHERE oid = %s", (objid,))]
+            elif what.startswith("type "):
+                lines += ["{}: typtype={} owner={} acl={} array={}".format(what, *row) for row in conn.execute("""
+                    SELECT typtype, typowner::regrole, typacl, typarray::regtype
+                    FROM pg_type WHERE oid = %s""", (objid,))]
+                lines += ["{}: column {} {} {} collation={} notnull={}".format(what, *row) for row in conn.execute("""
+                    SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
+                           (SELECT collname FROM pg_collation WHERE oid = a.attcollation), a.attnotnull
+                    FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+                    WHERE t.oid = %s AND a.attnum > 0 AND NOT a.attisdropped
+                    ORDER BY a.attnum""", (objid,))]
+            elif what.startswith("function "):
+                lines += ["{}: arguments=({}) returns={} language={} volatility={} parallel={} "
+                          "strict={} security_definer={} leakproof={} cost={} rows={} config={} "
+                          "owner={} acl={} body={}".format(what, *row) for row in conn.execute("""
+                    SELECT pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
+                           l.lanname, p.provolatile, p.proparallel, p.proisstrict, p.prosecdef,
+                           p.proleakproof, p.procost, p.prorows, p.proconfig,
+                           p.proowner::regrole, p.proacl, btrim(p.prosrc)
+                    FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+                    WHERE p.oid = %s""", (objid,))]
+            else:
+                lines.append(f"{what}: unexpected kind of member")
+        lines += ["update path {} -> {}: {}".format(*row) for row in conn.execute("""
+            SELECT source, target, path FROM pg_extension_update_paths('aws_commons')
+            WHERE path IS NOT NULL ORDER BY source, target""")]
+    lines.append(cluster.psql("\\dx+ aws_commons", dbname=dbname).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def database(cluster):
+    """database(name) creates a fresh database (dropped afterwards) and returns a
+    superuser connection to it."""
+    made = []
+
+    def create(name):
+        cluster.psql(f"DROP DATABASE IF EXISTS {name}", check=True)
+        cluster.psql(f"CREATE DATABASE {name}", check=True)
+        conn = psycopg.connect(cluster.dsn(dbname=name), autocommit=True)
+        made.append((name, conn))
+        return conn
+
+    yield create
+    for name, conn in made:
+        conn.close()
+        cluster.psql(f"DROP DATABASE IF EXISTS {name}", check=True)
+
+
+def versions_and_members(conn):
+    version = conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'aws_commons'").fetchone()[0]
+    return version, [what for _, what, _ in conn.execute(MEMBERS)]
+
+
+def test_each_version_has_its_objects(database):
+    conn = database("aws_commons_versions")
+    conn.execute("CREATE EXTENSION aws_commons VERSION '1.0'")
+    assert versions_and_members(conn) == ("1.0", [
+        "function aws_commons.create_s3_uri(text,text,text)",
+        "schema aws_commons",
+        "type aws_commons._s3_uri_1"])
+    conn.execute("ALTER EXTENSION aws_commons UPDATE TO '1.1'")
+    assert versions_and_members(conn) == ("1.1", [
+        "function aws_commons.create_aws_credentials(text,text,text)",
+        "function aws_commons.create_s3_uri(text,text,text)",
+        "schema aws_commons",
+        "type aws_commons._aws_credentials_1",
+        "type aws_commons._s3_uri_1"])
+    conn.execute("ALTER EXTENSION aws_commons UPDATE")
+    assert versions_and_members(conn)[0] == "1.2"
+
+
+@pytest.mark.parametrize("start", ["1.0", "1.1"])
+def test_an_updated_aws_commons_is_a_fresh_1_2_and_the_expected_one(cluster, database, start):
+    database("aws_commons_fresh").execute("CREATE EXTENSION aws_commons")
+    updated = database("aws_commons_updated")
+    updated.execute(f"CREATE EXTENSION aws_commons VERSION '{start}'")
+    updated.execute("ALTER EXTENSION aws_commons UPDATE")
+
+    fresh = snapshot(cluster, "aws_commons_fresh")
+    assert snapshot(cluster, "aws_commons_updated") == fresh
+    if os.environ.get("UPDATE_EXPECTED"):
+        os.makedirs(os.path.dirname(EXPECTED), exist_ok=True)
+        with open(EXPECTED, "w") as file:
+            file.write(fresh)
+    with open(EXPECTED) as file:
+        assert fresh == file.read()
+
+
+def test_every_role_can_use_aws_commons_without_a_grant(cluster, database):
+    conn = database("aws_commons_roles")
+    conn.execute("CREATE EXTENSION aws_commons VERSION '1.0'")
+    conn.execute("ALTER EXTENSION aws_commons UPDATE")
+    conn.execute("DROP ROLE IF EXISTS commons_user")
+    conn.execute("CREATE ROLE commons_user LOGIN")
+    try:
+        with psycopg.connect(cluster.dsn(dbname="aws_commons_roles", user="commons_user"),
+                             autocommit=True) as user:
+            row = user.execute("""SELECT
+                aws_commons.create_s3_uri('bucket', 'path/file.csv', 'us-east-1')::text,
+                aws_commons.create_aws_credentials('AKID', 'secret')::text,
+                aws_commons.create_aws_credentials('AKID', 'secret', 'token')::text,
+                aws_commons.create_lambda_function_arn('my-function')::text,
+                aws_commons.create_lambda_function_arn('my-function', 'us-west-2')::text,
+                (aws_commons.create_s3_uri('b', 'f', 'r')).file_path""").fetchone()
+        assert row == ("(bucket,path/file.csv,us-east-1)", "(AKID,secret,)", "(AKID,secret,token)",
+                       "(my-function,)", "(my-function,us-west-2)", "f")
+    finally:
+        conn.execute("DROP ROLE commons_user")
+
+
+def test_invoke_takes_the_composite_of_an_aws_commons_updated_from_1_0(database, emulator):
+    conn = database("aws_commons_invoke")
+    conn.execute("CREATE EXTENSION aws_commons VERSION '1.0'")
+    conn.execute("ALTER EXTENSION aws_commons UPDATE")
+    conn.execute("CREATE EXTENSION aws_lambda CASCADE")
+    emulator.reset()
+    row = conn.execute("""SELECT status_code, payload::jsonb -> 'event', executed_version
+        FROM aws_lambda.invoke(aws_commons.create_lambda_function_arn('echo', 'us-east-1'),
+                               '{"from": "1.0"}'::json)""").fetchone()
+    assert row == (200, {"from": "1.0"}, "$LATEST")
+    row = conn.execute("""SELECT status_code, payload -> 'event'
+        FROM aws_lambda.invoke(ROW('echo', NULL)::aws_commons._lambda_function_arn_1,
+                               '{"jsonb": true}'::jsonb)""").fetchone()
+    assert row == (200, {"jsonb": True})
+    assert emulator.invocations("echo") == 2
