@@ -11,8 +11,13 @@ service: the connection could not be made, or the service answered 429
 (throttled, the function did not run). Retries back off exponentially with
 jitter and never go past the call's deadline. A read timeout, a connection lost
 after sending, or any other answer is final, so a function is never run twice
-because of us.
+because of us. A proxy refusing the connection, or an endpoint certificate that
+fails verification, is final too: another attempt would meet the same answer.
+
+How a connection reaches the endpoint (a proxy, the TLS trust) is reach.py's.
 """
+
+from __future__ import annotations
 
 import http.client
 import random
@@ -23,7 +28,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from plpy_lambda import errors, interrupts, sigv4
+from plpy_lambda import errors, interrupts, reach, sigv4
+from plpy_lambda.reach import NotConnected
 
 API_VERSION = "2015-03-31"
 MAX_ATTEMPTS = 5
@@ -57,23 +63,18 @@ class Request:
         return "Qualifier=" + quote(self.qualifier, safe="") if self.qualifier else ""
 
 
-class NotConnected(Exception):
-    """The connection could not be made: nothing was sent."""
-
-
 class Pool:
-    """Idle keep-alive connections to one endpoint."""
+    """Idle keep-alive connections to one endpoint, and how they reach it (reach.Route)."""
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, config=None):
         parts = urlsplit(endpoint)
         self.endpoint = endpoint
         self.host = parts.netloc
-        self._https = parts.scheme == "https"
-        self._hostname = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._tls = None
+        self.route = None  # decided on the first connection, then kept
+        self._config = config  # the backend's CredentialSource: the profile's ca_bundle
         self._idle = []
         self._lock = threading.Lock()
+        self._route_lock = threading.Lock()
 
     def take(self, connect_timeout):
         """A live idle connection, or a new one connected within connect_timeout."""
@@ -85,20 +86,11 @@ class Pool:
             if _still_open(conn):
                 return conn
             conn.close()
-        if self._https:
-            if self._tls is None:
-                import ssl
-
-                self._tls = ssl.create_default_context()
-            conn = http.client.HTTPSConnection(self._hostname, self._port,
-                                               timeout=connect_timeout, context=self._tls)
-        else:
-            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=connect_timeout)
-        try:
-            conn.connect()
-        except (OSError, http.client.HTTPException) as error:
-            conn.close()
-            raise NotConnected(_cause(error)) from None
+        if self.route is None:
+            with self._route_lock:
+                if self.route is None:
+                    self.route = reach.route(self.endpoint, self._config)
+        conn = self.route.connect(connect_timeout)  # or NotConnected
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
@@ -133,7 +125,7 @@ class Transport:
         with self._lock:
             pool = self._pools.get(endpoint)
             if pool is None:
-                pool = self._pools[endpoint] = Pool(endpoint)
+                pool = self._pools[endpoint] = Pool(endpoint, self._credentials)
             return pool
 
     def send(self, request, role_arn, timeouts, deadline):
@@ -151,7 +143,7 @@ class Transport:
             try:
                 conn = pool.take(min(timeouts.connect, remaining))
             except NotConnected as error:
-                if attempt < MAX_ATTEMPTS and _backoff(attempt, deadline):
+                if error.retry and attempt < MAX_ATTEMPTS and _backoff(attempt, deadline):
                     continue
                 raise errors.unable_to_connect(request.endpoint, error) from None
             try:
@@ -161,8 +153,14 @@ class Transport:
                 raise
             headers = sigv4.sign("POST", pool.host, request.path, request.query, request.headers,
                                  request.body, request.region, "lambda", credentials)
-            response = _exchange(conn, pool, target, headers, request.body,
-                                 min(timeouts.request, deadline - time.monotonic()), timeouts)
+            response = _exchange(conn, pool, pool.route.target(target), pool.route.headers(headers),
+                                 request.body, min(timeouts.request, deadline - time.monotonic()),
+                                 timeouts)
+            if response.status == 407 and pool.route.proxy is not None:
+                # Only a proxy answers 407: it did not forward the request.
+                raise errors.unable_to_connect(request.endpoint, (
+                    f"proxy {pool.route.proxy.url} refused the request: 407 "
+                    "Proxy Authentication Required"))
             if response.status == 429 and attempt < MAX_ATTEMPTS:
                 if _backoff(attempt, deadline, response.headers.get("retry-after")):
                     continue

@@ -13,6 +13,8 @@ Python::
         emu.requests[-1].qualifier    # what was received
         emu.invocations("simple")     # how often a handler ran
 
+``ssl_context=`` (a server-side ssl.SSLContext) serves HTTPS; ``url`` is then https://.
+
 Command line (prints ``plpy_lambda emulator listening on http://127.0.0.1:PORT``,
 serves until SIGTERM or SIGINT)::
 

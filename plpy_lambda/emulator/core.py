@@ -26,17 +26,20 @@ class Emulator:
     ``credentials``: ``{access_key_id: secret_access_key}``; when given, every
     request must be SigV4-signed with one of these keys or a key the emulator's
     STS issued. ``quiet=False`` logs each request and each invocation's log to
-    stderr.
+    stderr. ``ssl_context`` (a server-side ssl.SSLContext with its certificate loaded):
+    serve HTTPS instead of HTTP; ``url`` then starts with https://.
     """
 
     def __init__(self, functions_dir, host="127.0.0.1", port=0, region="us-east-1",
-                 account_id="123456789012", credentials=None, assume_role_duration=3600, quiet=True):
+                 account_id="123456789012", credentials=None, assume_role_duration=3600, quiet=True,
+                 ssl_context=None):
         self.functions = FunctionStore(functions_dir)
         self.faults = FaultTable()
         self.keys = KeyStore(credentials)
         self.host, self.region, self.account_id = host, region, account_id
         self.assume_role_duration = assume_role_duration
         self.quiet = quiet
+        self.ssl_context = ssl_context
         self._address = (host, port)
         self._server = None
         self._thread = None
@@ -55,6 +58,10 @@ class Emulator:
         if self.keys.verify:  # load botocore now rather than on the first request
             importlib.import_module(f"{__package__}.signature")
         self._server = EmulatorHTTPServer(self._address, self)
+        if self.ssl_context is not None:
+            # Each connection's handshake happens in its own thread, at its first read.
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
             name=f"plpy_lambda-emulator-{self.port}", daemon=True,
@@ -86,7 +93,8 @@ class Emulator:
 
     @property
     def url(self):
-        return f"http://{self.host}:{self.port}" if self._server else None
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}" if self._server else None
 
     # -- faults --------------------------------------------------------------
     def set_fault(self, function, kind, count=None, **params):

@@ -10,6 +10,7 @@ emulator see it gone.
 """
 
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -52,7 +53,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
                 pass
 
     def handle_error(self, connection, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        # A client that goes away, or refuses our certificate, is no emulator bug.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(connection, client_address)
 
 
