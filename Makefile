@@ -14,8 +14,8 @@
 # PYTHON is the interpreter PL/Python runs (found from plpython3.so's libpython).
 
 EXTENSION = aws_commons aws_lambda
-DATA = aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql aws_commons--1.2.sql
-DATA_built = build/aws_lambda--1.0.sql
+DATA = aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql
+DATA_built = build/aws_commons--1.2.sql build/aws_lambda--1.0.sql
 EXTRA_CLEAN = build
 
 PG_CONFIG ?= pg_config
@@ -33,6 +33,12 @@ WHEELHOUSE_PYTHON_VERSION ?=
 # Any Python 3 with pip can download wheels for another version.
 WHEELHOUSE_PIP_PYTHON ?= python3
 VERSION = $(shell sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' META.json | head -n 1)
+
+# aws_commons 1.2 in one script: 1.0 and its updates, in order (one source for both paths;
+# installed over any older aws_commons--1.2.sql).
+build/aws_commons--1.2.sql: aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql
+	@mkdir -p build
+	{ cat aws_commons--1.0.sql; sed '/^\\echo /d' aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql; } > $@
 
 build/aws_lambda--1.0.sql: aws_lambda--1.0.sql
 	@mkdir -p build

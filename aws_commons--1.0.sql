@@ -1,6 +1,6 @@
 -- aws_commons 1.0: the schema and the S3 object address that RDS's aws_s3 takes.
--- 1.1 adds the credentials type, 1.2 the Lambda function ARN (aws_commons--1.2.sql is the
--- same 1.2 in one script; CREATE EXTENSION uses it, an older version updates through these).
+-- 1.1 adds the credentials type, 1.2 the Lambda function ARN. "make" builds
+-- aws_commons--1.2.sql, which CREATE EXTENSION takes, from this file and the two updates.
 \echo Use "CREATE EXTENSION aws_commons" to load this file. \quit
 
 CREATE SCHEMA aws_commons;

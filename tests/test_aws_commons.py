@@ -3,8 +3,8 @@
 Versions (public sources do not say what each RDS version added; this split follows the
 order the services came to RDS): 1.0 the schema and _s3_uri_1 / create_s3_uri (aws_s3),
 1.1 _aws_credentials_1 / create_aws_credentials, 1.2 _lambda_function_arn_1 /
-create_lambda_function_arn (aws_lambda). aws_commons--1.2.sql creates 1.2 in one script;
-1.0 and 1.1 reach it through aws_commons--1.0--1.1.sql and aws_commons--1.1--1.2.sql.
+create_lambda_function_arn (aws_lambda). The Makefile builds the one-script 1.2 from 1.0 and
+the two updates; 1.0 and 1.1 reach 1.2 through aws_commons--1.0--1.1.sql and --1.1--1.2.sql.
 
 The catalog snapshot lists every object of the extension with what a user can see of it
 (signatures, defaults, volatility, security, settings, body, owner, privileges, columns,
