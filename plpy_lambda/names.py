@@ -1,34 +1,71 @@
-"""Function names, ARNs, qualifiers and regions: parsing and validation.
+r"""Function names, ARNs, qualifiers and regions: parsing and validation.
 
 Pure code: no PostgreSQL, no network. Every check here runs before anything is
 sent, and every failure names the SQL argument it came from.
+
+What we accept is a subset of what Lambda's API model (botocore's
+data/lambda/2015-03-31/service-2.json, operation Invoke) accepts, so nothing we send
+fails the service's own validation:
+
+- FunctionName, shape NamespacedFunctionName: 1 to 256 characters matching
+  (arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?
+  (\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?
+- Qualifier, shape NumericLatestPublishedOrAliasQualifier: 1 to 128 characters matching
+  \$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+
+
+The model's patterns are Java regular expressions, matched against the whole value;
+Java's \d is [0-9]. Python's \d and \w match digits and letters of every script, so
+every pattern here is ASCII-only (explicit classes, and re.ASCII besides): a region
+'us-east-\u0661' or an account of Arabic-Indic digits is refused here, not sent.
+
+Where we are stricter than the model, on purpose:
+- only the four documented forms (name, name:qualifier, partial ARN, full ARN), not
+  every combination of the model's optional parts ("us-east-1:123456789012:function:f",
+  "function:f:1", "arn:aws:lambda:f");
+- a function name of at most 64 letters, digits, hyphens and underscores, in every
+  form (Lambda's limit on the name itself; no dots, which CreateFunction's FunctionName
+  shape does not allow, so no function has one);
+- a full ARN names its partition, in lower case, and it is the partition of its region;
+- a region, in an ARN or given apart, has the model's shape (one final digit) and is of
+  a known partition (PARTITIONS), at most 63 characters: the endpoint's host name is
+  built from it, one DNS label;
+- a qualifier is $LATEST, or letters, digits, hyphens and underscores: not a "$"
+  inside an alias, which the model's Alias shape does not allow, nor $LATEST.PUBLISHED
+  (Lambda Managed Instances; an unqualified call reaches it already).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from plpy_lambda.errors import BadArgument
 
 NAME_MAX = 64
 QUALIFIER_MAX = 128
+FUNCTION_NAME_MAX = 256  # the model's NamespacedFunctionName: the whole text, qualifier included
+REGION_MAX = 63  # one DNS label
 
 _NAME = r"[A-Za-z0-9_-]+"
 _QUALIFIER = r"\$LATEST|[A-Za-z0-9_-]+"
+_ACCOUNT = r"[0-9]{12}"
 _FULL_ARN = re.compile(
-    rf"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}})"
-    rf":function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?"
+    rf"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>{_ACCOUNT})"
+    rf":function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?",
+    re.ASCII,
 )
 _PARTIAL_ARN = re.compile(
-    rf"(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?"
+    rf"(?P<account>{_ACCOUNT}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?",
+    re.ASCII,
 )
-_BARE = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?")
-_QUALIFIER_ONLY = re.compile(_QUALIFIER)
+_BARE = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?", re.ASCII)
+_QUALIFIER_ONLY = re.compile(_QUALIFIER, re.ASCII)
 
 # Region names by partition, as botocore's partitions.json has them; kept here so
 # that validating a region needs no import. The test suite checks this table
-# against the installed botocore.
+# against the installed botocore. Matched with re.ASCII: \w and \d are [A-Za-z0-9_]
+# and [0-9] here.
 PARTITIONS = (
     ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+", "amazonaws.com"),
     ("aws-cn", r"cn-\w+-\d+", "amazonaws.com.cn"),
@@ -39,7 +76,9 @@ PARTITIONS = (
     ("aws-iso-f", r"us-isof-\w+-\d+", "csp.hci.ic.gov"),
     ("aws-us-gov", r"us-gov-\w+-\d+", "amazonaws.com"),
 )
-_REGION_SHAPE = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d+")
+_PARTITION_REGIONS = tuple((re.compile(entry[1], re.ASCII), entry) for entry in PARTITIONS)
+# The region in the model's ARN patterns: (eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}
+_REGION_SHAPE = re.compile(r"(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -85,7 +124,8 @@ def parse_function_name(text, argument="function_name"):
             argument,
             f'"{_clip(text)}" is not a Lambda function name, name:qualifier, partial ARN '
             "or full ARN",
-            hint="A name uses letters, digits, hyphens and underscores, at most 64 of them; "
+            hint=_non_ascii_hint(text)
+            or "A name uses letters, digits, hyphens and underscores, at most 64 of them; "
             "a full ARN looks like arn:aws:lambda:us-east-1:123456789012:function:my-function.",
         )
     parts = match.groupdict()
@@ -105,6 +145,12 @@ def parse_function_name(text, argument="function_name"):
                 argument,
                 f'the ARN\'s partition "{parts["partition"]}" does not contain region "{region}"',
             )
+    if len(text) > FUNCTION_NAME_MAX:
+        raise BadArgument(
+            argument,
+            f"it is {len(text)} characters long; Lambda allows at most {FUNCTION_NAME_MAX} for "
+            "a function name or ARN with its qualifier",
+        )
     return FunctionRef(
         name=parts["name"],
         qualifier=parts.get("qualifier"),
@@ -123,23 +169,26 @@ def check_qualifier(qualifier, argument="qualifier"):
             argument,
             f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, a version number or '
             f"an alias of letters, digits, hyphens and underscores (1 to {QUALIFIER_MAX})",
+            hint=_non_ascii_hint(qualifier),
         )
     return qualifier
 
 
 def check_region(region, argument="region"):
     """A region name of a known partition. The endpoint's host name is built from it."""
-    if not _REGION_SHAPE.fullmatch(region) or partition_of(region) is None:
+    if (len(region) > REGION_MAX or not _REGION_SHAPE.fullmatch(region)
+            or partition_of(region) is None):
         raise BadArgument(
-            argument, f'"{_clip(region)}" is not an AWS region name such as us-east-1'
+            argument, f'"{_clip(region)}" is not an AWS region name such as us-east-1',
+            hint=_non_ascii_hint(region),
         )
     return region
 
 
 def _partition_entry(region):
     """The PARTITIONS row whose region pattern matches, or None."""
-    for entry in PARTITIONS:
-        if re.fullmatch(entry[1], region):
+    for pattern, entry in _PARTITION_REGIONS:
+        if pattern.fullmatch(region):
             return entry
     return None
 
@@ -196,6 +245,17 @@ def parse_row_literal(text):
     if len(fields) != 2:
         return None
     return fields[0], fields[1]
+
+
+def _non_ascii_hint(text):
+    """Name the first character that is not ASCII: "us-east-１" looks right but is not."""
+    for ch in text:
+        if ord(ch) > 0x7F:
+            name = unicodedata.name(ch, "")
+            what = f"U+{ord(ch):04X} {name}" if name else f"U+{ord(ch):04X}"
+            return (f'It contains "{ch}" ({what}); function names, ARNs, qualifiers and '
+                    "regions are ASCII.")
+    return None
 
 
 def _clip(text, limit=80):

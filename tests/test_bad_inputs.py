@@ -46,6 +46,19 @@ BAD_INPUTS = [
     ("function_name", "aws_lambda.invoke('arn:aws:s3:::simple', '{}'::json)", "22023"),
     ("function_name", "aws_lambda.invoke('ARN:AWS:LAMBDA:us-east-1:123456789012:function:simple', '{}'::json)", "22023"),
     ("function_name", "aws_lambda.invoke('123456789012:function:', '{}'::json)", "22023"),
+    # not ASCII: digits of other scripts, fullwidth forms, look-alikes (Python's \d and \w
+    # would take them; Lambda's model does not)
+    ("function_name", "aws_lambda.invoke('١٢٣٤٥٦٧٨٩٠١٢:function:simple', '{}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke('arn:aws:lambda:us-east-1:١٢٣٤٥٦٧٨٩٠١٢:function:simple', '{}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke('arn:aws:lambda:us-east-１:123456789012:function:simple', '{}'::jsonb)", "22023"),
+    ("function_name", "aws_lambda.invoke('ｓｉｍｐｌｅ', '{}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke('simple' || chr(8203), '{}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke('simple:١', '{}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke(aws_commons.create_lambda_function_arn('s' || chr(1110) || 'mple', 'us-east-1'), '{}'::json)", "22023"),
+    # what Lambda's model refuses: a region number of two digits, more than 256 characters
+    ("function_name", "aws_lambda.invoke('arn:aws:lambda:us-east-10:123456789012:function:simple', '{}'::json)", "22023"),
+    ("function_name", "aws_lambda.invoke('arn:aws:lambda:us-' || repeat('a', 50) || '-1:123456789012:function:'"
+                      " || repeat('f', 64) || ':' || repeat('q', 128), '{}'::json)", "22023"),
     # regions: unknown, wrong case, empty, injected, conflicting
     ("region", "aws_lambda.invoke('simple', '{}'::json, 'moon-1')", "22023"),
     ("region", "aws_lambda.invoke('simple', '{}'::json, 'US-EAST-1')", "22023"),
@@ -55,6 +68,11 @@ BAD_INPUTS = [
     ("region", f"aws_lambda.invoke('{ARN}', '{{}}'::json, 'us-west-2')", "22023"),
     ("region", f"aws_lambda.invoke(aws_commons.create_lambda_function_arn('{ARN}', 'us-west-2'), '{{}}'::jsonb)", "22023"),
     ("region", "aws_lambda.invoke('(simple,us-west-2)', '{}'::json, 'us-east-1')", "22023"),
+    ("region", "aws_lambda.invoke('simple', '{}'::json, 'us-east-١')", "22023"),
+    ("region", "aws_lambda.invoke('simple', '{}'::jsonb, 'us-east-１')", "22023"),
+    ("region", "aws_lambda.invoke(aws_commons.create_lambda_function_arn('simple', 'us-east-१'), '{}'::json)", "22023"),
+    ("region", "aws_lambda.invoke('simple', '{}'::json, 'us-east-10')", "22023"),
+    ("region", "aws_lambda.invoke('simple', '{}'::json, 'us-' || repeat('a', 60) || '-1')", "22023"),
     # invocation and log types: unknown, wrong case, empty
     ("invocation_type", "aws_lambda.invoke('simple', '{}'::json, invocation_type => 'event')", "22023"),
     ("invocation_type", "aws_lambda.invoke('simple', '{}'::jsonb, invocation_type => 'REQUESTRESPONSE')", "22023"),
@@ -77,6 +95,8 @@ BAD_INPUTS = [
     ("qualifier", "aws_lambda.invoke('simple', '{}'::jsonb, qualifier => 'v1.0')", "22023"),
     ("qualifier", f"aws_lambda.invoke({COMPOSITE}, '{{}}'::json, qualifier => 'bad qualifier')", "22023"),
     ("qualifier", "aws_lambda.invoke('simple', '{}'::json, qualifier => '$latest')", "22023"),
+    ("qualifier", "aws_lambda.invoke('simple', '{}'::json, qualifier => '١')", "22023"),
+    ("qualifier", f"aws_lambda.invoke({COMPOSITE}, '{{}}'::jsonb, qualifier => 'v１')", "22023"),
     ("qualifier", "aws_lambda.invoke('simple:1', '{}'::json, qualifier => '2')", "22023"),
     ("qualifier", f"aws_lambda.invoke('{ARN}:1', '{{}}'::jsonb, qualifier => 'custom_version')", "22023"),
     ("qualifier", "aws_lambda.invoke('(simple,us-east-1)', '{}'::json, 'Event', 'None', '{}', '5'::json)", "22023"),
@@ -99,8 +119,30 @@ def test_bad_input_is_refused_naming_the_argument_and_nothing_is_sent(db, emulat
     else:
         assert diag.message_primary.startswith(f"invalid value for argument {argument}: ")
     assert len(diag.message_primary) < 300  # short, even for a megabyte of input
+    assert "Traceback" not in (diag.context or "") and "Error" not in diag.message_primary
     assert emulator.requests == []
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+
+
+@pytest.mark.parametrize("argument, value, character", [
+    ("region", "us-east-١", "U+0661 ARABIC-INDIC DIGIT ONE"),
+    ("region", "us-east-１", "U+FF11 FULLWIDTH DIGIT ONE"),
+    ("function_name", "١٢٣٤٥٦٧٨٩٠١٢:function:simple", "U+0661 ARABIC-INDIC DIGIT ONE"),
+    ("function_name", "ｓｉｍｐｌｅ", "U+FF53 FULLWIDTH LATIN SMALL LETTER S"),
+    ("function_name", "s\u0456mple", "U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I"),
+    ("qualifier", "v１", "U+FF11 FULLWIDTH DIGIT ONE"),
+])
+def test_a_non_ascii_character_is_named_in_the_hint(db, emulator, argument, value, character):
+    """'us-east-１' looks like us-east-1: the hint says which character is not."""
+    args = {"function_name": "simple", "region": None, "qualifier": None, argument: value}
+    with pytest.raises(psycopg.Error) as caught:
+        db.execute("SELECT aws_lambda.invoke(%(function_name)s, '{}'::json, %(region)s, "
+                   "qualifier => %(qualifier)s)", args)
+    diag = caught.value.diag
+    assert diag.sqlstate == "22023"
+    assert diag.message_primary.startswith(f"invalid value for argument {argument}: ")
+    assert character in diag.message_hint and "are ASCII" in diag.message_hint
+    assert emulator.requests == []
 
 
 def test_the_table_is_large_and_covers_every_argument():
