@@ -35,13 +35,18 @@ from . import faults, runtime, sigv4
 from .messages import HeaderDict, Response, aws_error, new_request_id
 
 INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations/?")
-NAME_PATTERN = (r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
-                r"([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?")
+# Lambda's API model (botocore's NamespacedFunctionName, 1..256 characters); \d is ASCII there.
+NAME_PATTERN = (r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+                r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?")
+NAME_MAX = 256
 _NAME_RE = re.compile(
-    r"(?:arn:(?P<partition>aws[a-zA-Z-]*):lambda:)?(?:(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d):)?"
-    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9_.-]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?"
+    r"(?:arn:(?P<partition>aws[a-zA-Z-]*):lambda:)?"
+    r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9_.-]+)"
+    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]+))?",
+    re.ASCII,
 )
-_QUALIFIER_RE = re.compile(r"\$LATEST|[a-zA-Z0-9_-]{1,128}")
+_QUALIFIER_RE = re.compile(r"\$LATEST|[a-zA-Z0-9_-]{1,128}", re.ASCII)
 SYNC_LIMIT = 6 * 1024 * 1024
 EVENT_LIMIT = 1024 * 1024
 RESPONSE_LIMIT = 6 * 1024 * 1024
@@ -88,7 +93,7 @@ def handle(emu, request, raw_name):
 def _invoke(emu, request, record):
     request_id = record.request_id
     match = _NAME_RE.fullmatch(record.path_name)
-    if not match or len(record.path_name) > 140:
+    if not match or len(record.path_name) > NAME_MAX:
         return aws_error(400, "ValidationException",
                          f"1 validation error detected: Value '{record.path_name}' at 'functionName' failed to "
                          f"satisfy constraint: Member must satisfy regular expression pattern: {NAME_PATTERN}",
