@@ -3,9 +3,13 @@
 The SQL functions of aws_lambda--1.0.sql hand plpy, GD and their arguments to
 plpy_lambda.sql. Modules: names (function names, ARNs, regions), arguments
 (the invoke arguments), settings (GUCs and who may set them), credentials,
-client (the signed HTTP call), interrupts (cancellation), invoke (one call),
-errors (every failure and its SQLSTATE), backend (per-connection state),
-emulator (the local Lambda endpoint).
+endpoints (the endpoint URL, as the AWS SDK resolves it), reach (proxy and TLS
+trust), client (the signed HTTP call), interrupts (cancellation), invoke (one
+call), answers (the function's answer checked for json/jsonb, the log tail),
+batch (many calls at once), delivery (commit-time delivery), errors (every
+failure and its SQLSTATE), backend (per-connection state), sigv4 (signing).
+Outside the server: relay (runs CALL aws_lambda.deliver()) and emulator (the
+local Lambda endpoint).
 """
 
 __version__ = "1.0.0"
