@@ -42,12 +42,14 @@ except ImportError as error:
 GD["plpy_lambda.sql"] = plpy_lambda.sql
 $py$;
 
--- One invocation. Failures come back as error columns (see _no_error).
+-- One invocation. Failures come back as error columns (see _no_error). result_type is
+-- what the shell casts the payload to ('json' or 'jsonb'): a payload that type cannot
+-- hold is an error of ours (LM005), not the cast's.
 CREATE FUNCTION aws_lambda_internal._invoke_py(
     function_name text, payload text, region text, invocation_type text, log_type text,
     context text, qualifier text, composite_region text, from_composite boolean,
     connect_timeout text, request_timeout text, conf_load_time timestamptz,
-    events_after_commit text)
+    events_after_commit text, result_type text DEFAULT 'json')
 RETURNS aws_lambda_internal._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -57,7 +59,7 @@ if "plpy_lambda.sql" not in GD:
 return GD["plpy_lambda.sql"].invoke(
     plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
     composite_region, from_composite, connect_timeout, request_timeout, conf_load_time,
-    events_after_commit)
+    events_after_commit, result_type)
 $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call
@@ -77,7 +79,8 @@ CREATE TYPE aws_lambda_internal._batch_row AS (
 CREATE FUNCTION aws_lambda_internal._invoke_many_py(
     function_name text, payloads text[], region text, invocation_type text, log_type text,
     context text, qualifier text, max_concurrency int,
-    connect_timeout text, request_timeout text, conf_load_time timestamptz)
+    connect_timeout text, request_timeout text, conf_load_time timestamptz,
+    result_type text DEFAULT 'json')
 RETURNS SETOF aws_lambda_internal._batch_row
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -86,7 +89,7 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].invoke_many(
     plpy, GD, function_name, payloads, region, invocation_type, log_type, context, qualifier,
-    max_concurrency, connect_timeout, request_timeout, conf_load_time)
+    max_concurrency, connect_timeout, request_timeout, conf_load_time, result_type)
 $py$;
 
 -- True when there is no error; else raise it with its own SQLSTATE, message, DETAIL, HINT.
@@ -121,7 +124,7 @@ SELECT DISTINCT ON (f.name) f.name, f.setting
 FROM pg_catalog.pg_file_settings AS f
 WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
                  'aws_lambda.delivery_max_attempts', 'aws_lambda.delivery_max_age',
-                 'aws_lambda.delivery_retention')
+                 'aws_lambda.delivery_retention', 'aws_lambda.max_response_bytes')
   AND f.error IS NULL
 ORDER BY f.name, f.seqno DESC
 $$;
@@ -149,7 +152,7 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json') AS r
 WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
@@ -174,7 +177,7 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb') AS r
 WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
@@ -198,7 +201,7 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json') AS r
 WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
@@ -222,7 +225,7 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true)) AS r
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb') AS r
 WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
@@ -254,7 +257,7 @@ FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time()) AS r
+        pg_catalog.pg_conf_load_time(), 'json') AS r
 WHERE CASE WHEN r.ordinality IS NULL
            THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END
@@ -287,7 +290,7 @@ FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time()) AS r
+        pg_catalog.pg_conf_load_time(), 'jsonb') AS r
 WHERE CASE WHEN r.ordinality IS NULL
            THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END

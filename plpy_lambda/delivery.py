@@ -14,16 +14,18 @@ cure (no connection, timeout, throttling, 5xx, lost connection, missing
 credentials or configuration) is retried with exponential backoff and jitter until
 aws_lambda.delivery_max_attempts attempts or aws_lambda.delivery_max_age, then
 `dead`; one that cannot (not found, access denied, invalid request, too large) is
-`dead` at once; a function error is `failed` and never retried.
+`dead` at once, and so is an answer that is not JSON the `response` column can hold
+(answers.py; the function ran, and another attempt would run it again); a function error
+is `failed` and never retried. A failed attempt records the function's log tail
+(`log_result`) and a function error's payload, whole, in `response` when it is JSON.
 """
 
 import base64
 import dataclasses
-import json
 import random
 import time
 
-from plpy_lambda import arguments, batch, errors, settings
+from plpy_lambda import arguments, batch, errors, invoke, settings
 from plpy_lambda.errors import DEAD, FAILED, RETRY
 
 BATCH_SIZE = 100  # deliveries claimed at once by one deliverer: the most a crash can duplicate
@@ -205,16 +207,17 @@ def _recorded(row, outcome, operator):
             delay = backoff(attempt)
             next_step = (f"Attempt {attempt} of at most {operator.max_attempts} failed; the "
                          f"next is due in {delay:.1f} s.")
+    elif isinstance(outcome, errors.InvalidResponse):
+        next_step = "Not retried: the function ran, and its answer is unusable (see DETAIL)."
     elif verdict == DEAD:
         next_step = "Not retried: a later attempt cannot succeed."
     else:
         next_step = "The function ran and raised an error; not retried."
     if verdict != RETRY:
         next_step += f" SELECT aws_lambda.redeliver({row['id']}) sends it again."
-    response = outcome.details if isinstance(outcome, errors.FunctionFailed) else None
-    if response is not None and not _is_json(response):
-        response = None
-    return (row["id"], verdict, delay, outcome.status_code, response, None, None,
+    # A function error's payload, whole (last_error has it cut), when it is JSON.
+    response = invoke.error_payload(outcome, "json")
+    return (row["id"], verdict, delay, outcome.status_code, response, None, outcome.log_result,
             errors.delivery_error_text(outcome, next_step))
 
 
@@ -224,10 +227,3 @@ def backoff(attempt):
     delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
     return delay * random.uniform(0.5, 1.0)
 
-
-def _is_json(text):
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True

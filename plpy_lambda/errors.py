@@ -4,7 +4,9 @@ Code raises these where it detects a problem; `as_row` turns one into the error
 columns that the SQL layer raises as a PostgreSQL ERROR. This is the only place
 where a failure is given its SQLSTATE and wording. No message built here ever
 contains a credential: the values that reach these classes are names, URLs,
-sizes and the service's own error text.
+sizes, the service's own error text and, with log_type => 'Tail', the last lines of
+the function's own log (which the caller asked for). A function's error payload is
+cut to DETAIL_CHARS characters; NUL, which text cannot hold, reads as U+FFFD.
 """
 
 # SQLSTATEs, documented in the README's error table.
@@ -24,6 +26,11 @@ NOT_INSTALLED = "LM090"
 
 INVOKE_API_FAILED = "invoke API failed"
 
+# A function's error payload is cut to this many characters in DETAIL (so in the server
+# log and in last_error); the whole of it stays in invoke_many's payload column and in
+# aws_lambda.deliveries.response. README: "Errors".
+DETAIL_CHARS = 4000
+
 
 class LambdaError(Exception):
     """Base: carries what PostgreSQL will print.
@@ -36,12 +43,29 @@ class LambdaError(Exception):
     retryable = False
     may_have_run = False
     status_code = None  # the HTTP status of the answer, when there was one
+    log_result = None  # X-Amz-Log-Result of the answer (base64), when the function ran
+    log_tail = None  # its last lines, decoded: shown after the HINT
+    answer = None  # the function's answer (answers.Answer), when it is part of the error
 
     def __init__(self, message, detail=None, hint=None):
         super().__init__(message)
-        self.message = message
-        self.detail = detail
-        self.hint = hint
+        self.message = _printable(message)
+        self.detail = _printable(detail)
+        self.hint = _printable(hint)
+
+
+def _printable(text):
+    """PostgreSQL's text cannot hold NUL: a NUL from the service reads as U+FFFD."""
+    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+
+
+def cut(text, size=None, limit=DETAIL_CHARS):
+    """text, or its first `limit` characters and a note of its whole size in bytes."""
+    if len(text) <= limit:
+        return text
+    if size is None:
+        size = len(text.encode("utf-8", "replace"))
+    return f"{text[:limit]}... [cut: {size:,} bytes in all]"
 
 
 class BadArgument(LambdaError):
@@ -173,8 +197,15 @@ def _service_error(status, error_type, message):
     return ApiFailed(REJECTED_BY_SERVICE, reason, hint=hint)
 
 
-def invalid_response(problem):
-    return ApiFailed(SERVICE_FAILED, f"Invalid response: {problem}")
+class InvalidResponse(ApiFailed):
+    """The function ran, but its answer cannot be returned (LM005, never retried)."""
+
+    def __init__(self, problem, hint=None):
+        super().__init__(SERVICE_FAILED, f"Invalid response: {problem}", hint=hint)
+
+
+def invalid_response(problem, hint=None):
+    return InvalidResponse(problem, hint)
 
 
 def no_credentials(cause=None):
@@ -195,12 +226,13 @@ class FunctionFailed(LambdaError):
 
     sqlstate = FUNCTION_ERROR
 
-    def __init__(self, function_arn, kind, details):
+    def __init__(self, function_arn, kind, details, size=None):
         super().__init__(
             "lambda invocation failed",
-            detail=f'"{function_arn}" returned error "{kind}", details: "{details}".',
+            detail=f'"{function_arn}" returned error "{cut(kind, limit=100)}", '
+                   f'details: "{cut(details, size)}".',
         )
-        self.details = details  # the function's error payload
+        self.details = details  # the function's error payload, whole
 
 
 class Canceled(LambdaError):
@@ -226,13 +258,22 @@ def _joined(*parts):
     return " ".join(part for part in parts if part) or None
 
 
+def _with_log(hint, error):
+    """The HINT, then the last lines of the function's log (log_type => 'Tail')."""
+    if not error.log_tail:
+        return hint
+    log = f"Last lines of the function's log:\n{error.log_tail}"
+    return f"{hint}\n{log}" if hint else log
+
+
 def as_row(error):
     """The error columns the SQL layer raises from (invoke: a call is never retried)."""
     return {
         "error_sqlstate": error.sqlstate,
         "error_message": error.message,
         "error_detail": error.detail,
-        "error_hint": _joined(error.hint, _SENT_NOT_RETRIED if error.may_have_run else None),
+        "error_hint": _with_log(
+            _joined(error.hint, _SENT_NOT_RETRIED if error.may_have_run else None), error),
     }
 
 
@@ -253,8 +294,8 @@ def delivery_error_text(error, outcome):
 
     `outcome` says what happens next, e.g. "Attempt 2 of 10; the next is due at ...".
     """
-    hint = _joined(error.hint, _SENT_RETRIED if error.may_have_run and error.retryable else None,
-                   outcome)
+    hint = _with_log(_joined(error.hint, _SENT_RETRIED if error.may_have_run and error.retryable
+                             else None, outcome), error)
     lines = [f"{error.sqlstate}: {error.message}"]
     if error.detail:
         lines.append(f"DETAIL: {error.detail}")

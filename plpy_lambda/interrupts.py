@@ -14,79 +14,182 @@ it uses is shut down, and its worker checks before it connects or sends, so an
 abandoned call is never sent afterwards and holds no thread or socket for long.
 This matters because PL/Python holds the GIL while the backend is idle: a worker
 only moves on while some later call waits, possibly long after the cancel.
+
+The backend waits for a call until its deadline and GRACE more (the worker's own
+timeout, which knows whether the request was sent, ends it at the deadline).
+
+Worker threads: started as needed, up to MAX_WORKERS. Once no more than
+FLOOR_WORKERS have been busy at once for IDLE_SECONDS, the others end: the
+backend asks them to as its next call starts (it cannot run timers while idle,
+as PL/Python holds the GIL then), and they end during that call's first wait.
 """
 
+import collections
 import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from plpy_lambda import errors
 
 SLICE = 0.02  # seconds between interrupt checks
+GRACE = 0.01  # seconds past a call's deadline before the backend stops waiting for it
 MAX_WORKERS = 64
+FLOOR_WORKERS = 4  # threads kept however long they are idle
+IDLE_SECONDS = 5.0  # the others end once no more than FLOOR_WORKERS were busy this long
 
 
-class _Workers(ThreadPoolExecutor):
-    """A thread pool whose threads start with every signal blocked.
+class _Workers:
+    """A thread pool whose threads start with every signal blocked, and end when idle.
 
     A new thread inherits the signal mask of the thread that starts it, so the mask
     is blocked around thread creation only, which happens when no worker is idle.
+
+    Idle threads wait without a timeout: a timed wait that ends while the backend is
+    idle would have the thread wake every few milliseconds asking for the GIL, which
+    PL/Python holds then. Instead release_idle(), called by the backend as a call
+    starts, ends the threads beyond the floor once no more than `floor` have been
+    busy at once for idle_seconds.
     """
 
     _ALL_SIGNALS = signal.valid_signals()
 
-    def _adjust_thread_count(self):
-        if self._idle_semaphore.acquire(timeout=0):
-            return
+    def __init__(self, max_workers, floor, idle_seconds, name):
+        self._max = max_workers
+        self._floor = floor
+        self._idle_seconds = idle_seconds
+        self._name = name
+        self._work = threading.Condition(threading.Lock())
+        self._queue = collections.deque()  # (future, fn, args)
+        self._threads = 0
+        self._waiting = 0  # threads waiting for work
+        self._busy = 0  # threads running a call
+        self._wide_at = time.monotonic()  # when more than `floor` were last busy at once
+        self._retire = 0  # idle threads asked to end
+        self._started = 0
+
+    def submit(self, future, fn, *args):
+        """Run fn(*args) in a worker; its outcome goes to future (a new Future)."""
+        with self._work:
+            self._queue.append((future, fn, args))
+            if self._waiting >= len(self._queue) or self._threads >= self._max:
+                self._work.notify()
+                return future
+            self._threads += 1
+            self._started += 1
+            number = self._started
+        try:
+            self._start(number)
+        except BaseException:
+            with self._work:
+                self._threads -= 1
+                try:
+                    self._queue.remove((future, fn, args))
+                except ValueError:
+                    pass
+            raise
+        return future
+
+    def release_idle(self):
+        """End the threads beyond the floor if no more than `floor` have been busy at
+        once for idle_seconds. They end as soon as they get the GIL."""
+        with self._work:
+            surplus = self._threads - self._floor - self._retire
+            if surplus > 0 and time.monotonic() - self._wide_at >= self._idle_seconds:
+                self._retire += surplus
+                self._work.notify_all()
+
+    def _start(self, number):
+        thread = threading.Thread(target=self._serve, name=f"{self._name}_{number}", daemon=True)
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, self._ALL_SIGNALS)
         try:
-            super()._adjust_thread_count()
+            thread.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _serve(self):
+        while True:
+            with self._work:
+                while not self._queue:
+                    if self._retire:
+                        if (self._threads > self._floor
+                                and time.monotonic() - self._wide_at >= self._idle_seconds):
+                            self._retire -= 1
+                            self._threads -= 1
+                            return
+                        self._retire = 0  # busy again since it was asked
+                    self._waiting += 1
+                    try:
+                        self._work.wait()
+                    finally:
+                        self._waiting -= 1
+                future, fn, args = self._queue.popleft()
+                self._busy += 1
+                if self._busy > self._floor:
+                    self._wide_at = time.monotonic()
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn(*args)
+                    except BaseException as error:
+                        future.set_exception(error)
+                        del error
+                    else:
+                        future.set_result(result)
+                        del result
+            finally:
+                with self._work:
+                    if self._busy > self._floor:
+                        self._wide_at = time.monotonic()
+                    self._busy -= 1
+            del future, fn, args
+
+    @property
+    def threads(self):
+        with self._work:
+            return self._threads
 
 
 class Waiter:
     """The worker threads of one backend, and the interrupt check."""
 
     def __init__(self):
-        self._executor = _Workers(max_workers=MAX_WORKERS, thread_name_prefix="plpy_lambda")
+        self._workers = _Workers(MAX_WORKERS, FLOOR_WORKERS, IDLE_SECONDS, "plpy_lambda")
         self._check_plan = None
 
     def submit(self, fn, *args):
-        """Start fn in a worker thread. The future's cancel() also abandons it if running."""
-        call = Call()
-        future = self._executor.submit(_run, call, fn, args)
-        plain_cancel = future.cancel
-
-        def cancel():
-            call.abandon()
-            return plain_cancel()
-
-        future.cancel = cancel
-        return future
+        """Start fn in a worker thread. The future's cancel() also abandons it if running;
+        its `call` says whether the request was being sent."""
+        future = _CallFuture(Call())
+        return self._workers.submit(future, _run, future.call, fn, args)
 
     def wait(self, plpy, future, deadline, on_deadline):
         """The future's result, checking for interrupts every SLICE seconds.
 
-        Past the deadline (plus a grace for the worker's own timeout to fire),
-        raises on_deadline(). Either way out but a result abandons the call.
+        Past the deadline (plus GRACE for the worker's own timeout to end the call),
+        raises on_deadline(sent), sent saying whether the request was being sent.
+        Either way out but a result abandons the call.
         """
         try:
             while True:
+                left = deadline + GRACE - time.monotonic()
                 try:
-                    return future.result(timeout=SLICE)
+                    return future.result(timeout=min(SLICE, max(left, 0)))
                 except FutureTimeout:
                     pass
                 self.check_interrupts(plpy)
-                if time.monotonic() > deadline + 0.5:
-                    raise on_deadline()
+                if left <= 0:
+                    raise on_deadline(future.call.sent)
         except BaseException:
             if not future.done():
                 future.cancel()
             raise
+
+    def release_idle(self):
+        """As a call starts: end the worker threads no longer needed (see _Workers)."""
+        self._workers.release_idle()
 
     def check_interrupts(self, plpy):
         if self._check_plan is None:
@@ -95,6 +198,25 @@ class Waiter:
             plpy.execute(self._check_plan)
         except plpy.SPIError as error:
             raise errors.Canceled(getattr(error, "sqlstate", None), str(error)) from None
+
+    @property
+    def threads(self):
+        """How many worker threads are running."""
+        return self._workers.threads
+
+
+class _CallFuture(Future):
+    """A submitted call's future: cancel() also abandons the call. (A subclass, not a
+    closure set on the future, which would make a reference cycle that keeps the
+    answer alive until Python's cyclic garbage collector runs.)"""
+
+    def __init__(self, call):
+        super().__init__()
+        self.call = call
+
+    def cancel(self):
+        self.call.abandon()
+        return super().cancel()
 
 
 class Abandoned(Exception):
@@ -108,6 +230,7 @@ class Call:
         self._lock = threading.Lock()
         self._abandoned = False
         self._socket = None
+        self.sent = False  # a request was (being) written
 
     def abandon(self):
         """Stop the call: shut down the socket it uses (a blocked read or write ends)."""
@@ -126,6 +249,8 @@ class Call:
             if self._abandoned:
                 raise Abandoned()
             self._socket = sock
+            if sock is not None:
+                self.sent = True
 
     def done(self):
         """The worker is finished with its socket (it may be idle in the pool now)."""

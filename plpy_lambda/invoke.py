@@ -3,7 +3,7 @@
 import json
 import time
 
-from plpy_lambda import client, endpoints, errors, names
+from plpy_lambda import answers, client, endpoints, errors, names
 from plpy_lambda.errors import BadArgument, BadConfiguration
 
 USER_AGENT = "aws_lambda-postgresql/1.0"
@@ -25,22 +25,26 @@ def prepare(backend, call, operator):
 
 
 def start(backend, request, timeouts, operator):
-    """Send the request from a worker thread; returns the future and its deadline."""
+    """Send the request from a worker thread; returns the future and its deadline
+    (connect + request timeout from now: the call's whole time)."""
     deadline = time.monotonic() + timeouts.total
     future = backend.waiter.submit(
-        backend.transport.send, request, operator.role_arn, timeouts, deadline
+        backend.transport.send, request, operator.role_arn, timeouts, deadline,
+        getattr(operator, "max_response_bytes", client.MAX_RESPONSE_BYTES),
     )
     return future, deadline
 
 
 def run(plpy, backend, call, timeouts, operator):
+    backend.transport.tidy()
+    backend.waiter.release_idle()
     request, region = prepare(backend, call, operator)
     future, deadline = start(backend, request, timeouts, operator)
     response = backend.waiter.wait(
         plpy,
         future,
         deadline,
-        lambda: errors.request_timed_out(request.endpoint, timeouts.request, sent=True),
+        lambda sent: errors.request_timed_out(request.endpoint, timeouts.request, sent=sent),
     )
     return result_of(call, region, response)
 
@@ -74,36 +78,81 @@ def _server_region(backend):
 
 
 def result_of(call, region, response):
-    """Map the service's answer to a result row, or raise the matching error."""
+    """Map the service's answer to a result row, or raise the matching error.
+
+    A payload is checked for json (answers.py); the row's "answer" says whether jsonb
+    holds it too (see for_result_type). An error after the function ran carries the
+    log (log_result, log_tail) and, for a function error, its payload (answer).
+    """
     headers = response.headers
     if response.status >= 300:
         error_type = headers.get("x-amzn-errortype", "").split(":")[0] or f"HTTP {response.status}"
         raise errors.service_error(response.status, error_type, _service_message(response.body))
-    body = response.body.decode("utf-8", "replace")
+    log_result = _header_text(headers.get("x-amz-log-result")) if call.log_type == "Tail" else None
     function_error = headers.get("x-amz-function-error")
     if function_error:
-        error = errors.FunctionFailed(call.display_arn(region), function_error, body)
-        error.status_code = response.status
-        raise error
-    payload = None
-    if call.invocation_type == "RequestResponse" and body:
-        try:
-            json.loads(body)
-        except ValueError:
-            raise errors.invalid_response("the function's payload is not JSON") from None
-        payload = body
+        error = errors.FunctionFailed(call.display_arn(region), function_error,
+                                      response.body.decode("utf-8", "replace"),
+                                      size=len(response.body))
+        error.answer = answers.check(response.body)
+        raise _ran(error, response, log_result)
+    answer = payload = None
+    if call.invocation_type == "RequestResponse" and response.body:
+        answer = answers.check(response.body)
+        if answer.problem is not None:
+            raise _ran(errors.invalid_response(answer.problem.reason, answer.problem.hint),
+                       response, log_result)
+        payload = answer.text
     return {
         "status_code": response.status,
         "payload": payload,
-        "executed_version": headers.get("x-amz-executed-version"),
-        "log_result": headers.get("x-amz-log-result") if call.log_type == "Tail" else None,
+        "executed_version": _header_text(headers.get("x-amz-executed-version")),
+        "log_result": log_result,
+        "answer": answer,
     }
+
+
+def for_result_type(result, result_type):
+    """The result row of result_of for the shell's type ('json' or 'jsonb'), without its
+    "answer"; raises LM005 when jsonb cannot hold the payload that json would."""
+    answer = result.pop("answer", None)
+    if answer is not None and result_type == "jsonb":
+        problem = answer.problem_for("jsonb")
+        if problem is not None:
+            error = errors.invalid_response(problem.reason, problem.hint)
+            error.status_code = result["status_code"]
+            error.log_result = result["log_result"]
+            error.log_tail = answers.log_tail(result["log_result"])
+            raise error
+    return result
+
+
+def error_payload(error, result_type):
+    """The function's error payload for a result row's payload column, when the
+    shell's type holds it (the whole of it; DETAIL has it cut)."""
+    answer = error.answer
+    if answer is None or answer.problem_for(result_type) is not None:
+        return None
+    return answer.text
+
+
+def _ran(error, response, log_result):
+    """error, for an answer of the function: with its HTTP status and log."""
+    error.status_code = response.status
+    error.log_result = log_result
+    error.log_tail = answers.log_tail(log_result)
+    return error
+
+
+def _header_text(value):
+    """A header value as a text column holds it (no NUL)."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
 def _service_message(body):
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body.decode("utf-8", "replace")[:300].strip()
     if isinstance(document, dict):
         return str(document.get("message") or document.get("Message") or "")[:300]

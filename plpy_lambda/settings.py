@@ -3,9 +3,9 @@
 - aws_lambda.connect_timeout_ms, aws_lambda.request_timeout_ms: any session may set
   them (as on RDS); they only bound that session's own calls. The SQL layer passes
   their current values in.
-- aws_lambda.endpoint_override, aws_lambda.role_arn and the delivery policy
-  (aws_lambda.delivery_max_attempts, aws_lambda.delivery_max_age,
-  aws_lambda.delivery_retention): the operator's. They are read only from the
+- aws_lambda.endpoint_override, aws_lambda.role_arn, aws_lambda.max_response_bytes
+  and the delivery policy (aws_lambda.delivery_max_attempts,
+  aws_lambda.delivery_max_age, aws_lambda.delivery_retention): the operator's. They are read only from the
   server's configuration files (postgresql.conf, included files,
   postgresql.auto.conf) through aws_lambda_internal._operator_settings(), never from a
   session, role or database setting, which any role could make. They are re-read
@@ -30,6 +30,10 @@ MAX_ATTEMPTS = "aws_lambda.delivery_max_attempts"
 MAX_AGE = "aws_lambda.delivery_max_age"
 RETENTION = "aws_lambda.delivery_retention"
 EVENTS_AFTER_COMMIT = "aws_lambda.events_after_commit"
+MAX_RESPONSE_BYTES = "aws_lambda.max_response_bytes"
+DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's own limit for a synchronous answer
+MAX_RESPONSE_RANGE = (1024, 1073741823)  # up to the largest value PostgreSQL can hold
+_SIZE_UNITS = {"": 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3}
 DEFAULT_CONNECT_TIMEOUT_MS = 1000
 DEFAULT_REQUEST_TIMEOUT_MS = 3000
 TIMEOUT_RANGE_MS = (1, 900000)
@@ -56,6 +60,8 @@ class OperatorSettings:
     max_attempts: int = 10
     max_age: float = 6 * 3600.0
     retention: float = 3 * 86400.0
+    # an answer larger than this is refused (LM005) without being read
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
@@ -116,7 +122,7 @@ def _seconds(plpy, text):
 def parse_operator_settings(values, seconds=None):
     """The operator's settings from their texts. `seconds` reads an interval text (None
     when it is not one)."""
-    delivery = {}
+    given = {}
     text = (values.get(MAX_ATTEMPTS) or "").strip()
     if text:
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
@@ -124,7 +130,7 @@ def parse_operator_settings(values, seconds=None):
                 f'{MAX_ATTEMPTS} in the server configuration is not an integer in 1..1000: '
                 f'"{text[:40]}"'
             )
-        delivery["max_attempts"] = int(text)
+        given["max_attempts"] = int(text)
     for name, field in ((MAX_AGE, "max_age"), (RETENTION, "retention")):
         text = (values.get(name) or "").strip()
         if text:
@@ -134,7 +140,10 @@ def parse_operator_settings(values, seconds=None):
                     f'{name} in the server configuration is not an interval: "{text[:40]}"',
                     hint="Use a PostgreSQL interval such as '6 hours' or '3 days'.",
                 )
-            delivery[field] = value
+            given[field] = value
+    text = (values.get(MAX_RESPONSE_BYTES) or "").strip()
+    if text:
+        given["max_response_bytes"] = _bytes(text)
     endpoint = (values.get(ENDPOINT_OVERRIDE) or "").strip() or None
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
@@ -144,7 +153,22 @@ def parse_operator_settings(values, seconds=None):
             f'{ROLE_ARN} in the server configuration is not an IAM role ARN: "{role_arn[:100]}"',
             hint="Use arn:aws:iam::123456789012:role/name, or remove the setting.",
         )
-    return OperatorSettings(endpoint_override=endpoint, role_arn=role_arn, **delivery)
+    return OperatorSettings(endpoint_override=endpoint, role_arn=role_arn, **given)
+
+
+def _bytes(text):
+    """aws_lambda.max_response_bytes: bytes, or PostgreSQL's memory units (kB, MB, GB)."""
+    match = re.fullmatch(r"(\d{1,12})\s*(B|kB|MB|GB)?", text)
+    value = int(match[1]) * _SIZE_UNITS[match[2] or ""] if match else None
+    low, high = MAX_RESPONSE_RANGE
+    if value is None or not low <= value <= high:
+        raise BadConfiguration(
+            f'{MAX_RESPONSE_BYTES} in the server configuration is not a size in '
+            f'{low}..{high} bytes: "{text[:40]}"',
+            hint="Use a number of bytes, or kB, MB or GB: for example 6291456 or 6MB "
+            "(Lambda's own limit).",
+        )
+    return value
 
 
 def _endpoint(text):

@@ -18,7 +18,9 @@ _ENQUEUE = (
 
 def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
            qualifier, composite_region, from_composite, connect_timeout, request_timeout,
-           conf_load_time, events_after_commit=None):
+           conf_load_time, events_after_commit=None, result_type="json"):
+    """One invocation; result_type ('json' or 'jsonb') is the type the shell casts the
+    payload to, so that a payload it cannot hold is an error of ours (LM005)."""
     state = backend.of(GD)
     try:
         call = arguments.from_sql(
@@ -30,7 +32,8 @@ def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, 
             return {**QUEUED_EVENT, **errors.NO_ERROR}
         timeouts = settings.timeouts(connect_timeout, request_timeout)
         operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
-        return {**invocation.run(plpy, state, call, timeouts, operator), **errors.NO_ERROR}
+        result = invocation.run(plpy, state, call, timeouts, operator)
+        return {**invocation.for_result_type(result, result_type), **errors.NO_ERROR}
     except errors.LambdaError as error:
         return {**errors.NO_RESULT, **errors.as_row(error)}
 
@@ -48,8 +51,12 @@ def _enqueue(plpy, state, call, payload):
 
 
 def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_type, context,
-                qualifier, max_concurrency, connect_timeout, request_timeout, conf_load_time):
-    """Rows of the batch, in order; an error of the whole call is one row without ordinality."""
+                qualifier, max_concurrency, connect_timeout, request_timeout, conf_load_time,
+                result_type="json"):
+    """Rows of the batch, in order; an error of the whole call is one row without ordinality.
+
+    An item's error row keeps what the function gave: its error payload (LM010) in
+    payload, when the shell's type holds it, and log_result (log_type => 'Tail')."""
     state = backend.of(GD)
     try:
         shared = arguments.from_sql(
@@ -63,8 +70,15 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
         calls = _calls_of(shared, payloads)
         for ordinality, outcome in batch.run(plpy, state, calls, timeouts, operator,
                                              max_concurrency):
+            if not isinstance(outcome, errors.LambdaError):
+                try:
+                    outcome = invocation.for_result_type(outcome, result_type)
+                except errors.LambdaError as error:
+                    outcome = error
             if isinstance(outcome, errors.LambdaError):
-                yield {"ordinality": ordinality, **errors.NO_RESULT, **errors.as_row(outcome)}
+                yield {"ordinality": ordinality, **errors.NO_RESULT,
+                       "payload": invocation.error_payload(outcome, result_type),
+                       "log_result": outcome.log_result, **errors.as_row(outcome)}
             else:
                 yield {"ordinality": ordinality, **outcome, **errors.NO_ERROR}
     except errors.LambdaError as error:

@@ -62,12 +62,19 @@ then accepts; each Invoke record notes the role its key came from (``role_arn``)
 Faults (``emu.set_fault(function, kind, count=None, **params)``, function ``"*"``
 for all; ``emu.clear_faults()``) replace the next ``count`` answers for a function
 (all of them when count is None), in the order set:
-``close_before_response``; ``drop_mid_response`` (size, sent); ``delay``
-(seconds; the call is then served normally); ``status`` (status, error_type,
-message, retry_after: 429 TooManyRequestsException with Retry-After, 500/502/503
-ServiceException, 413 RequestTooLargeException, ...); ``not_json`` (body,
-status); ``huge`` (size bytes of valid JSON). Faults are applied before the
-signature check, and the handler does not run (except for ``delay``).
+``close_before_response`` (reset: a TCP reset instead of an orderly close);
+``drop_mid_response`` (size, sent); ``delay`` (seconds; the call is then served
+normally); ``status`` (status, error_type, message, retry_after: 429
+TooManyRequestsException with Retry-After, 500/502/503 ServiceException, 413
+RequestTooLargeException, ...); ``not_json`` (body, status); ``huge`` (size
+bytes of valid JSON, streamed, so any size; chunked: without a Content-Length);
+``drip`` (size, interval, chunk, head: the answer comes chunk bytes every
+interval seconds, its head too when head is true). Faults are applied before the
+signature check, and the handler does not run (except for ``delay``). Two
+faults are properties of the server's kept-alive connections instead (function
+ignored, count counting connections): ``idle_close`` (seconds, reset: close a
+connection left idle that long after an answer) and ``close_unread`` (close a
+connection as the next request arrives on it, without reading it).
 
 Records: ``emu.requests`` lists the last 10000 Invoke requests as
 InvokeRecord(request_id, path_name, function, qualifier, invocation_type,

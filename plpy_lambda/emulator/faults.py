@@ -9,7 +9,9 @@ except ``delay`` answers instead of the handler (which then does not run).
 
 Kinds and their parameters:
 
-- ``close_before_response``: read the request, close the connection, answer nothing;
+- ``close_before_response``: ``reset`` (False): read the request, close the
+  connection, answer nothing (``reset``: an abortive close, a TCP reset instead of
+  the orderly end);
 - ``drop_mid_response``: ``size`` (1024), ``sent`` (size // 2): send a 200 head
   announcing ``size`` bytes of JSON, only ``sent`` of them, then close;
 - ``delay``: ``seconds`` (1.0): wait, then serve the request normally;
@@ -17,25 +19,55 @@ Kinds and their parameters:
   an AWS error answer. Defaults: 429 TooManyRequestsException with
   ``Retry-After: 1``, 413 RequestTooLargeException, 500/502/503 ServiceException;
 - ``not_json``: ``body`` ("this is not JSON"), ``status`` (200): a body that is not JSON;
-- ``huge``: ``size`` (6291457): a 200 whose body is ``size`` bytes of valid JSON.
+- ``huge``: ``size`` (6291457), ``chunked`` (False): a 200 whose body is ``size``
+  bytes of valid JSON, streamed in 64 KiB pieces (so any size costs the emulator
+  nothing); ``chunked``: sent with ``Transfer-Encoding: chunked`` and no length;
+- ``drip``: ``size`` (64), ``interval`` (0.5), ``chunk`` (1), ``head`` (False): a
+  200 whose ``size`` bytes of JSON come ``chunk`` bytes every ``interval`` seconds
+  (``head``: the status line and headers drip too);
+- ``raw``: ``body`` (""), ``body_base64`` (None: ``body`` as UTF-8), ``status`` (200),
+  ``function_error`` (None), ``log`` (None), ``log_base64`` (None): an answer with
+  exactly this body, as a function's answer (``X-Amz-Executed-Version``), with
+  ``X-Amz-Function-Error`` when ``function_error`` is given and ``X-Amz-Log-Result``
+  (``log`` as UTF-8, or ``log_base64`` as it is) when either is given.
+
+Two kinds are not answers but properties of the server's keep-alive connections
+(``function`` is ignored, ``count`` counts the connections closed; requests are
+otherwise served normally):
+
+- ``idle_close``: ``seconds`` (0.3), ``reset`` (False): a connection left idle for
+  ``seconds`` after an answer is closed, as servers and load balancers close idle
+  connections (``reset``: with a TCP reset, as some load balancers do);
+- ``close_unread``: the next request that arrives on a kept-alive connection is
+  not read: the server closes the connection as it arrives (its TCP then resets
+  it, as data was left unread), as when an idle timeout fires just as a request
+  comes. The request is not recorded; the handler does not run.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass
 
 from .messages import Response, aws_error
 
 ANY = "*"
 PARAMS = {
-    "close_before_response": {},
+    "close_before_response": {"reset": False},
     "drop_mid_response": {"size": 1024, "sent": None},
     "delay": {"seconds": 1.0},
     "status": {"status": 500, "error_type": None, "message": None, "retry_after": None},
     "not_json": {"body": "this is not JSON", "status": 200},
-    "huge": {"size": 6 * 1024 * 1024 + 1},
+    "huge": {"size": 6 * 1024 * 1024 + 1, "chunked": False},
+    "drip": {"size": 64, "interval": 0.5, "chunk": 1, "head": False},
+    "idle_close": {"seconds": 0.3, "reset": False},
+    "close_unread": {},
+    "raw": {"body": "", "body_base64": None, "status": 200, "function_error": None, "log": None,
+            "log_base64": None},
 }
+CONNECTION_KINDS = ("idle_close", "close_unread")  # properties of connections, not answers
+STREAM_PIECE = 64 * 1024
 _STATUS_ERRORS = {
     400: ("InvalidRequestContentException", "Could not parse request body into json."),
     403: ("AccessDeniedException", "User is not authorized to perform: lambda:InvokeFunction"),
@@ -89,12 +121,66 @@ class FaultTable:
         """The fault that applies to this request for function, if any, used once."""
         with self._lock:
             for fault in self._faults:
+                if fault.kind in CONNECTION_KINDS:
+                    continue
                 if fault.function in (function, ANY):
                     fault.used += 1
                     if fault.count is not None and fault.used >= fault.count:
                         self._faults.remove(fault)
                     return fault
         return None
+
+    def connection_fault(self):
+        """The first connection-level fault (idle_close, close_unread), or None."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind in CONNECTION_KINDS:
+                    return fault
+        return None
+
+    def use(self, fault):
+        """A connection fault was applied: counts it, dropped when used up."""
+        with self._lock:
+            fault.used += 1
+            if fault.count is not None and fault.used >= fault.count and fault in self._faults:
+                self._faults.remove(fault)
+
+
+@dataclass
+class Closing(Response):
+    """No answer: the connection is closed (``reset``: abortively, with a TCP reset)."""
+
+    reset: bool = False
+
+
+@dataclass
+class Streamed(Response):
+    """An answer whose body is produced while it is sent: ``pieces`` yields bytes.
+
+    ``length``: sent as Content-Length (None: ``Transfer-Encoding: chunked``);
+    ``head_interval``/``head_chunk``: the head itself is sent that slowly."""
+
+    pieces: object = None
+    length: int | None = None
+    head_interval: float | None = None
+    head_chunk: int = 1
+
+
+def _json_pieces(size, piece, interval=None):
+    """size bytes (at least 2) of valid JSON, one string, in pieces of piece bytes."""
+    size = max(size, 2)
+    sent = 0
+    while sent < size:
+        if interval and sent:
+            time.sleep(interval)
+        n = min(piece, size - sent)
+        chunk = bytearray(b"x" * n)
+        if sent == 0:
+            chunk[0:1] = b'"'
+        if sent + n == size:
+            chunk[-1:] = b'"'
+        sent += n
+        yield bytes(chunk)
 
 
 def _json_of_size(size):
@@ -107,7 +193,7 @@ def response(fault, request_id):
     p = fault.params
     ids = [("x-amzn-RequestId", request_id)]
     if fault.kind == "close_before_response":
-        return Response(0, close=True)
+        return Closing(0, close=True, reset=bool(p["reset"]))
     if fault.kind == "drop_mid_response":
         size = int(p["size"])
         sent = size // 2 if p["sent"] is None else int(p["sent"])
@@ -124,5 +210,32 @@ def response(fault, request_id):
     if fault.kind == "not_json":
         return Response(int(p["status"]), str(p["body"]).encode(), ids + [("X-Amz-Executed-Version", "$LATEST")])
     if fault.kind == "huge":
-        return Response(200, _json_of_size(int(p["size"])), ids + [("X-Amz-Executed-Version", "$LATEST")])
+        size = int(p["size"])
+        return Streamed(200, headers=ids + [("X-Amz-Executed-Version", "$LATEST")],
+                        pieces=_json_pieces(size, STREAM_PIECE),
+                        length=None if p["chunked"] else max(size, 2))
+    if fault.kind == "drip":
+        size = int(p["size"])
+        return Streamed(200, headers=ids + [("X-Amz-Executed-Version", "$LATEST")],
+                        pieces=_json_pieces(size, max(1, int(p["chunk"])), float(p["interval"])),
+                        length=max(size, 2),
+                        head_interval=float(p["interval"]) if p["head"] else None,
+                        head_chunk=max(1, int(p["chunk"])))
+    if fault.kind == "raw":
+        return _raw(p, ids)
     return None
+
+
+def _raw(p, ids):
+    """The ``raw`` fault's answer: the body and headers as given."""
+    import base64
+
+    body = base64.b64decode(p["body_base64"]) if p["body_base64"] is not None else str(p["body"]).encode()
+    headers = ids + [("X-Amz-Executed-Version", "$LATEST")]
+    if p["function_error"] is not None:
+        headers.append(("X-Amz-Function-Error", str(p["function_error"])))
+    if p["log_base64"] is not None:
+        headers.append(("X-Amz-Log-Result", str(p["log_base64"])))
+    elif p["log"] is not None:
+        headers.append(("X-Amz-Log-Result", base64.b64encode(str(p["log"]).encode()).decode()))
+    return Response(int(p["status"]), body, headers)

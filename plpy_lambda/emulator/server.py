@@ -3,21 +3,26 @@
 Owns reading requests (Content-Length or chunked bodies), routing them to the
 Lambda Invoke API, STS or the ``/_emulator/`` controls, and writing answers in
 one piece (so small answers cost one send), including the broken ones faults
-ask for (no answer at all, or a truncated body). Each connection has a daemon
-thread; a client that goes away costs the server nothing but that thread.
+ask for (no answer at all, a truncated body, a body streamed or dripped while
+it is produced, a TCP reset instead of an orderly close), and closing keep-alive
+connections left idle (the ``idle_close`` fault, else after
+``RequestHandler.timeout``) or as a request arrives (``close_unread``). Each
+connection has a daemon thread; a client that goes away costs the server nothing but that thread.
 stop() also closes connections still open, so keep-alive clients of a stopped
 emulator see it gone.
 """
 
+import select
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import control, lambda_api, sts
+from . import control, faults, lambda_api, sts
 from .messages import Request, Response, aws_error, new_request_id
 
 MAX_BODY = 64 * 1024 * 1024  # larger bodies are refused unread (Lambda's own limit is 6 MB)
@@ -30,6 +35,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address, emulator):
         self.emulator = emulator
         self._connections = set()
+        self._resets = set()  # connections to close with a TCP reset
         self._connections_lock = threading.Lock()
         super().__init__(address, RequestHandler)
 
@@ -41,7 +47,17 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def shutdown_request(self, connection):
         with self._connections_lock:
             self._connections.discard(connection)
+            reset = connection in self._resets
+            self._resets.discard(connection)
+        if reset:  # no orderly end first: SO_LINGER 0 makes close() send a reset
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_request(connection)
+            return
         super().shutdown_request(connection)
+
+    def reset_on_close(self, connection):
+        with self._connections_lock:
+            self._resets.add(connection)
 
     def close_connections(self):
         with self._connections_lock:
@@ -75,6 +91,56 @@ class RequestHandler(BaseHTTPRequestHandler):
     server_version = "plpy_lambda-emulator"
     disable_nagle_algorithm = True
     timeout = 300  # idle keep-alive connections are closed after this many seconds
+
+    def handle_one_request(self):
+        if self._answered and not self._await_request():
+            self.close_connection = True
+            return
+        super().handle_one_request()
+        self._answered = True
+
+    def _await_request(self):
+        """Wait for the next request on a kept-alive connection; False: close it.
+
+        The connection faults are looked at while waiting: idle_close ends the wait
+        after its seconds, close_unread when a request arrives (it is not read)."""
+        faults_ = self.server.emulator.faults
+        since = time.monotonic()
+        while True:
+            fault = faults_.connection_fault()
+            left = since + self.timeout - time.monotonic()
+            if fault is not None and fault.kind == "idle_close":
+                left = min(left, since + float(fault.params["seconds"]) - time.monotonic())
+            if left <= 0:
+                if fault is not None and fault.kind == "idle_close":
+                    faults_.use(fault)
+                    if fault.params["reset"]:
+                        self.server.reset_on_close(self.connection)
+                return False
+            try:
+                readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            except (OSError, ValueError):
+                return False
+            if readable:
+                if not self._data_waiting():
+                    return False  # the client closed the connection
+                fault = faults_.connection_fault()
+                if fault is not None and fault.kind == "close_unread":
+                    faults_.use(fault)
+                    return False
+                return True
+
+    def _data_waiting(self):
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except ValueError:  # TLS: cannot peek; a readable connection is taken to have data
+            return True
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    _answered = False
 
     def do_POST(self):
         emu = self.server.emulator
@@ -143,7 +209,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _send(self, response):
         if response.close:
             self.close_connection = True
+            if isinstance(response, faults.Closing) and response.reset:
+                self.server.reset_on_close(self.connection)
             self._log(0, 0)
+            return
+        if isinstance(response, faults.Streamed):
+            self._send_streamed(response)
             return
         body = response.body
         reason = self.responses.get(response.status, ("",))[0]
@@ -165,6 +236,41 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(head)
             self.wfile.write(body)
         self._log(response.status, len(body))
+
+    def _head(self, response, length):
+        reason = self.responses.get(response.status, ("",))[0]
+        lines = [f"HTTP/1.1 {response.status} {reason}", f"Date: {self.date_time_string()}"]
+        lines.append(f"Content-Length: {length}" if length is not None
+                     else "Transfer-Encoding: chunked")
+        if response.content_type:
+            lines.append(f"Content-Type: {response.content_type}")
+        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _send_streamed(self, response):
+        """A body produced while it is sent: a huge answer, or one that drips."""
+        head = self._head(response, response.length)
+        if response.head_interval is None:
+            self.wfile.write(head)
+        else:
+            step = response.head_chunk
+            for start in range(0, len(head), step):
+                if start:
+                    time.sleep(response.head_interval)
+                self.wfile.write(head[start:start + step])
+        sent = 0
+        try:
+            for piece in response.pieces:
+                if response.length is None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                else:
+                    self.wfile.write(piece)
+                sent += len(piece)
+            if response.length is None:
+                self.wfile.write(b"0\r\n\r\n")
+        finally:
+            response.pieces.close()
+            self._log(response.status, sent)
 
     def _log(self, status, size):
         if not self.server.emulator.quiet:

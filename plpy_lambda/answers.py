@@ -1,0 +1,312 @@
+"""The function's answer, checked: is it JSON that PostgreSQL's json or jsonb holds?
+
+A payload reaches SQL through the shells' `payload::json` or `payload::jsonb` cast. A
+cast that fails would end the whole statement (in invoke_many: the whole batch) with
+PostgreSQL's own error, so every answer is checked here first, the way PostgreSQL's
+input functions check it, and refused as "Invalid response" (LM005) when it fails.
+
+- json (and the `response` column of aws_lambda.deliveries) holds any JSON text
+  (RFC 8259) in UTF-8 that is nested at most MAX_DEPTH deep. Not JSON: NaN, Infinity
+  and -Infinity (Python's json writes them), trailing commas, single quotes, control
+  characters in strings, bytes that are not UTF-8.
+- jsonb also refuses `\\u0000`, an unpaired UTF-16 surrogate escape (`\\ud800`) and
+  numbers outside numeric's range (more than 131,072 digits before the point, more
+  than 16,383 after it).
+
+Numbers are never converted (a valid 5,000-digit number is fine; Python would refuse
+to convert it) and objects are not built. Nesting deeper than Python's json can
+recurse is checked by a scanner that does not recurse. Also: the function's log
+tail (X-Amz-Log-Result) decoded for a HINT.
+"""
+
+import base64
+import binascii
+import json
+import re
+import sys
+from functools import cached_property
+
+# Nesting of arrays and objects. PostgreSQL's json parser takes some 150 bytes of stack
+# a level: at the default max_stack_depth (2 MB) it reaches about 13,000.
+MAX_DEPTH = 5000
+LOG_TAIL_LINES = 10  # what a HINT shows of the function's log
+LOG_TAIL_CHARS = 1000
+
+# numeric's limits (PostgreSQL's numeric.c): a decimal weight below 4 x 32768, a display
+# scale of at most 16383, and an exponent strictly between -(INT_MAX / 2) and INT_MAX / 2.
+_NUMERIC_WEIGHT = 131072
+_NUMERIC_SCALE = 16383
+_NUMERIC_EXPONENT = 1073741823
+
+NOT_JSON = "the function's payload is not JSON"
+_TOO_DEEP = f"the function's payload is nested deeper than {MAX_DEPTH:,} levels"
+_NOT_UTF8 = "the function's payload is not UTF-8"
+_NOT_JSONB = "jsonb cannot hold the function's payload"
+_JSON_HINT = "The json overloads (a '...'::json payload) return it as it is."
+_DEPTH_HINT = (f"aws_lambda returns JSON nested at most {MAX_DEPTH:,} levels deep "
+               "(arrays and objects).")
+
+
+class Problem:
+    """Why an answer is refused: the reason (after "Invalid response: ") and a HINT."""
+
+    __slots__ = ("reason", "hint")
+
+    def __init__(self, reason, hint=None):
+        self.reason = reason
+        self.hint = hint
+
+    def __repr__(self):
+        return f"Problem({self.reason!r}, {self.hint!r})"
+
+
+class Answer:
+    """A response body, checked on first use."""
+
+    def __init__(self, body):
+        self.body = body
+
+    @property
+    def text(self):
+        """The body as text when it is UTF-8, else None."""
+        return self._checked[0]
+
+    @property
+    def problem(self):
+        """Why json cannot hold the answer, or None."""
+        return self._checked[1]
+
+    def problem_for(self, result_type):
+        """Why the requested type ('json' or 'jsonb') cannot hold the answer, or None."""
+        if self.problem is not None or result_type != "jsonb":
+            return self.problem
+        return self._jsonb_problem
+
+    @cached_property
+    def _checked(self):
+        return _check(self.body)
+
+    @cached_property
+    def _jsonb_problem(self):
+        number = self._checked[2]
+        if number is not None:
+            shown = number if len(number) <= 40 else (
+                f"{number[:20]}...{number[-12:]} ({len(number):,} characters)")
+            return Problem(f"{_NOT_JSONB}: the number {shown} is outside numeric's range",
+                           _JSON_HINT)
+        text = self._checked[0]
+        if "\\u" in text:
+            escape = _escape_problem(text)
+            if escape is not None:
+                return Problem(f"{_NOT_JSONB}: {escape}", _JSON_HINT)
+        return None
+
+
+def check(body):
+    """The Answer for a response body (bytes)."""
+    return Answer(body)
+
+
+def _check(body):
+    """(text or None, Problem for json or None, first number jsonb cannot hold or None)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, Problem(_NOT_UTF8, f"Byte {error.start:,} of {len(body):,} does not belong "
+                                        "to a UTF-8 character."), None
+    numbers = _Numbers()
+    if sys.getrecursionlimit() <= MAX_DEPTH or text.count("[") + text.count("{") <= MAX_DEPTH:
+        decoder = json.JSONDecoder(parse_int=numbers.integer, parse_float=numbers.decimal,
+                                   parse_constant=_constant, object_pairs_hook=_nothing)
+        try:
+            decoder.decode(text)
+            return text, None, numbers.refused
+        except _NotANumber as error:
+            return text, Problem(f"{NOT_JSON}: {error.args[0]} is not a JSON number"), None
+        except ValueError as error:
+            return text, Problem(NOT_JSON, _where(error)), None
+        except RecursionError:
+            numbers = _Numbers()  # deeper than Python's json recurses: scan without recursion
+    return (text, *_scan(text, numbers))
+
+
+def _where(error):
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno:,}, column {error.colno:,}."
+    return None
+
+
+class _NotANumber(Exception):
+    pass
+
+
+def _constant(name):
+    raise _NotANumber(name)
+
+
+def _nothing(_pairs):
+    return None
+
+
+class _Numbers:
+    """parse_int/parse_float hooks: never convert; note the first number jsonb cannot hold."""
+
+    __slots__ = ("refused",)
+
+    def __init__(self):
+        self.refused = None
+
+    def integer(self, text):
+        if len(text) > _NUMERIC_WEIGHT and self.refused is None and not numeric_holds(text):
+            self.refused = text
+
+    def decimal(self, text):
+        if ((len(text) > _NUMERIC_SCALE or "e" in text or "E" in text)
+                and self.refused is None and not numeric_holds(text)):
+            self.refused = text
+
+
+def numeric_holds(number):
+    """Whether PostgreSQL's numeric (so jsonb) can hold this JSON number."""
+    mantissa, _, exponent = number.lower().partition("e")
+    shift = 0
+    if exponent:
+        if len(exponent.lstrip("+-").lstrip("0")) > 10:
+            return False
+        shift = int(exponent)
+        if not -_NUMERIC_EXPONENT < shift < _NUMERIC_EXPONENT:
+            return False
+    whole, _, fraction = mantissa.lstrip("-").partition(".")
+    if len(fraction) - shift > _NUMERIC_SCALE:
+        return False
+    digits = whole + fraction
+    significant = digits.lstrip("0")
+    if not significant:
+        return True  # zero
+    weight = len(whole) - 1 - (len(digits) - len(significant)) + shift
+    return weight < _NUMERIC_WEIGHT
+
+
+# \u escapes that are escapes: (?<!\\)(?:\\\\)* starts at a run of backslashes and
+# steps over escaped ones.
+_SURROGATE_OR_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+_PAIR = re.compile(rb"\\ud[89ab][0-9a-f]{2}\\ud[c-f]")
+
+
+def _escape_problem(text):
+    """What jsonb refuses among the \\u escapes of valid JSON text, or None."""
+    # First at C speed: with escaped backslashes out of the way every backslash starts an
+    # escape; no \u0000, and as many surrogate pairs as high and as low halves: fine.
+    escapes = text.replace("\\\\", "__").encode("utf-8").lower()
+    if b"\\u0000" not in escapes:
+        highs = sum(escapes.count(b"\\ud" + half) for half in (b"8", b"9", b"a", b"b"))
+        lows = sum(escapes.count(b"\\ud" + half) for half in (b"c", b"d", b"e", b"f"))
+        if highs == lows and (not highs or len(_PAIR.findall(escapes)) == highs):
+            return None
+    waiting = None  # (end, escape) of a high surrogate that needs its low half next
+    for match in _SURROGATE_OR_NUL.finditer(text):
+        code = int(match.group(1), 16)
+        if waiting is not None:
+            if match.start(1) - 2 == waiting[0] and code >= 0xDC00:
+                waiting = None
+                continue
+            break
+        if code == 0:
+            return "it has \\u0000 (a NUL character)"
+        if code >= 0xDC00:
+            return f"it has \\u{match.group(1)}, an unpaired UTF-16 surrogate"
+        waiting = (match.end(), match.group(1))
+    if waiting is not None:
+        return f"it has \\u{waiting[1]}, an unpaired UTF-16 surrogate"
+    return None
+
+
+# One JSON token after optional whitespace, for the scanner below: what PostgreSQL's
+# json lexer accepts (strings without control characters, RFC 8259 numbers).
+_TOKEN = re.compile(
+    "[ \t\n\r]*(?:"
+    r'(?P<string>"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*")'
+    r"|(?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+    r"|(?P<literal>true|false|null)"
+    r"|(?P<open>[\[{])|(?P<close>[\]}])|(?P<comma>,)|(?P<colon>:))"
+)
+_WHITESPACE = re.compile("[ \t\n\r]*")
+# What the scanner expects next.
+_VALUE, _FIRST_VALUE, _FIRST_KEY, _KEY, _COLON, _NEXT = range(6)
+
+
+def _scan(text, numbers):
+    """(Problem for json or None, first number jsonb cannot hold or None), found by a
+    scanner that keeps its own stack: for text nested deeper than Python's json recurses."""
+    stack = []
+    state = _VALUE
+    position = 0
+    scanner = _TOKEN.scanner(text)
+    while True:
+        match = scanner.match()
+        if match is None:
+            break
+        position = match.end()
+        kind = match.lastgroup
+        if kind == "open" or kind == "string" or kind == "number" or kind == "literal":
+            if kind == "string" and (state == _FIRST_KEY or state == _KEY):
+                state = _COLON
+                continue
+            if state != _VALUE and state != _FIRST_VALUE:
+                return _bad(text, match.start(kind)), None
+            if kind == "open":
+                stack.append(match.group(kind))
+                if len(stack) > MAX_DEPTH:
+                    return Problem(_TOO_DEEP, _DEPTH_HINT), None
+                state = _FIRST_VALUE if match.group(kind) == "[" else _FIRST_KEY
+                continue
+            if kind == "number" and numbers.refused is None:
+                numbers.decimal(match.group(kind))
+            state = _NEXT
+        elif kind == "close":
+            bracket = match.group(kind)
+            opener = "[" if bracket == "]" else "{"
+            if not stack or stack[-1] != opener or not (
+                    state == _NEXT or state == (_FIRST_VALUE if opener == "[" else _FIRST_KEY)):
+                return _bad(text, match.start(kind)), None
+            stack.pop()
+            state = _NEXT
+        elif kind == "comma":
+            if state != _NEXT or not stack:
+                return _bad(text, match.start(kind)), None
+            state = _VALUE if stack[-1] == "[" else _KEY
+        else:  # colon
+            if state != _COLON:
+                return _bad(text, match.start(kind)), None
+            state = _VALUE
+    position = _WHITESPACE.match(text, position).end()
+    if position != len(text) or state != _NEXT or stack:
+        return _bad(text, position), None
+    return None, numbers.refused
+
+
+def _bad(text, position):
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return Problem(NOT_JSON, f"Unexpected input at line {line:,}, column {column:,}.")
+
+
+def log_tail(log_result):
+    """The last lines of the function's log, from X-Amz-Log-Result (base64 of the last
+    4 KB, which may begin inside a UTF-8 character): at most LOG_TAIL_LINES lines and
+    LOG_TAIL_CHARS characters; None when there is none or it is not base64."""
+    if not log_result:
+        return None
+    try:
+        raw = base64.b64decode(log_result, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    start = 0
+    while start < min(3, len(raw)) and 0x80 <= raw[start] <= 0xBF:
+        start += 1  # the rest of a character cut off at the window's start
+    text = raw[start:].decode("utf-8", "replace").replace("\x00", "\ufffd")
+    lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
+    tail = "\n".join(lines[-LOG_TAIL_LINES:])
+    if len(tail) > LOG_TAIL_CHARS:
+        tail = "..." + tail[-LOG_TAIL_CHARS:]
+    return tail or None
