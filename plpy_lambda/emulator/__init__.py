@@ -69,7 +69,8 @@ TooManyRequestsException with Retry-After, 500/502/503 ServiceException, 413
 RequestTooLargeException, ...); ``not_json`` (body, status); ``huge`` (size
 bytes of valid JSON, streamed, so any size; chunked: without a Content-Length);
 ``drip`` (size, interval, chunk, head: the answer comes chunk bytes every
-interval seconds, its head too when head is true). Faults are applied before the
+interval seconds, its head too when head is true); ``raw`` (body or body_base64,
+status, function_error, log or log_base64: an answer exactly as given). Faults are applied before the
 signature check, and the handler does not run (except for ``delay``). Two
 faults are properties of the server's kept-alive connections instead (function
 ignored, count counting connections): ``idle_close`` (seconds, reset: close a
