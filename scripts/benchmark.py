@@ -182,6 +182,18 @@ class CpuMeter:
 
 # -- the endpoint, and the Python-side clients -------------------------------------
 
+def stop_process(process, directory):
+    """Stop a helper process (SIGTERM, then SIGKILL after 10 s) and remove its directory."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 class Endpoint:
     """python -m plpy_lambda.emulator in its own process, checking SigV4 signatures."""
 
@@ -216,19 +228,7 @@ class Endpoint:
         connection.close()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        try:
-            for name in os.listdir(self.directory):
-                os.unlink(os.path.join(self.directory, name))
-            os.rmdir(self.directory)
-        except OSError:
-            pass
+        stop_process(self.process, self.directory)
 
 
 class RawClient:
@@ -378,14 +378,7 @@ class FixedEndpoint:
         return text.strip()[-2000:]
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        stop_process(self.process, self.directory)
 
 
 # What a relay does, for when plpy_lambda/relay.py is not there: LISTEN, then CALL

@@ -56,3 +56,10 @@ def psql(cluster, emulator):
     """Run SQL through the real psql; returns what psql prints."""
     emulator.reset()
     return cluster.psql
+
+
+@pytest.fixture
+def warm(db):
+    """db after one successful call: the connection to the endpoint is open and reused."""
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
+    return db

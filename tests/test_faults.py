@@ -25,13 +25,6 @@ def no_faults_left(emulator):
     emulator.clear_faults()
 
 
-@pytest.fixture
-def warm(db):
-    """db after one successful call: the connection to the endpoint is open and reused."""
-    assert db.execute(SIMPLE).fetchone() == (200,)
-    return db
-
-
 def failing(conn, sql="SELECT aws_lambda.invoke('simple', '{}'::json)"):
     """Run sql, expecting an error: (its diagnostics, seconds it took)."""
     start = time.monotonic()
