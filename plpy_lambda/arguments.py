@@ -88,7 +88,7 @@ def from_sql(
         payload=payload_bytes(payload, invocation_type),
         invocation_type=invocation_type,
         log_type=log_type,
-        client_context=_client_context(context),
+        client_context=client_context(context),
         qualifier=qualifier,
         function_name=function_name,
         context=context,
@@ -176,15 +176,16 @@ def check_payload_size(size, invocation_type):
 
 
 def with_delivery_id(context, delivery_id):
-    """The client context of a queued RequestResponse delivery: the caller's, with the
-    delivery's id added under custom.delivery_id (so a handler can tell a retry)."""
+    """The client context (JSON text) of a queued RequestResponse delivery: the caller's,
+    with the delivery's id added under custom.delivery_id (so a handler can tell a retry)."""
     value = json.loads(context) if context is not None else {}
     custom = value.get("custom")
     value["custom"] = {**(custom if isinstance(custom, dict) else {}), "delivery_id": delivery_id}
-    return _client_context(json.dumps(value, separators=(",", ":")))
+    return json.dumps(value, separators=(",", ":"))
 
 
-def _client_context(context):
+def client_context(context):
+    """The client context as sent (base64), checked: a JSON object within Lambda's limit."""
     if context is None:
         return None
     try:

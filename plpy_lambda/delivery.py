@@ -20,16 +20,14 @@ is `failed` and never retried. A failed attempt records the function's log tail
 (`log_result`) and a function error's payload, whole, in `response` when it is JSON.
 """
 
-import base64
 import dataclasses
 import random
 import time
 
-from plpy_lambda import arguments, batch, errors, invoke, settings
+from plpy_lambda import arguments, batch, errors, interrupts, invoke, settings
 from plpy_lambda.errors import DEAD, FAILED, RETRY
 
-BATCH_SIZE = 100  # deliveries claimed at once by one deliverer: the most a crash can duplicate
-BATCH_SIZE_MAX = 1000
+BATCH_SIZE_MAX = 1000  # deliver(batch_size => ...): the most a crash can send twice
 BACKOFF_BASE = 0.5  # seconds before the second attempt; doubles per attempt
 BACKOFF_CAP = 300.0
 PRUNE_EVERY = 60.0  # seconds between removals of expired succeeded deliveries
@@ -51,7 +49,8 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
                                   context, qualifier, composite_region=composite_region,
                                   from_composite=from_composite)
         if call.invocation_type == "RequestResponse":
-            arguments.with_delivery_id(call.context, _LARGEST_ID)  # the id must still fit
+            # the id must still fit Lambda's client-context limit
+            arguments.client_context(arguments.with_delivery_id(call.context, _LARGEST_ID))
         queued = call.queued()
         if len(cache) >= _CHECKED_CACHE:
             cache.clear()
@@ -114,10 +113,10 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
     batch.check_concurrency(max_concurrency)
     plans = _plans(plpy, state)
     if state.pruned_at is None or time.monotonic() - state.pruned_at > PRUNE_EVERY:
-        _execute(plpy, plans["prune"], [operator.retention])
+        interrupts.execute(plpy, plans["prune"], [operator.retention])
         state.pruned_at = time.monotonic()
     counts = dict.fromkeys(COUNTED, 0)
-    rows = _execute(plpy, plans["claim"], [batch_size])
+    rows = interrupts.execute(plpy, plans["claim"], [batch_size])
     if not rows:
         return counts
     by_id = {row["id"]: row for row in rows}
@@ -128,16 +127,8 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
         counts[values[1]] += 1
         for column, value in zip(columns, values):
             column.append(value)
-    _execute(plpy, plans["record"], columns)
+    interrupts.execute(plpy, plans["record"], columns)
     return counts
-
-
-def _execute(plpy, plan, values):
-    """A statement of ours; a cancel or statement_timeout during it leaves as errors.Canceled."""
-    try:
-        return plpy.execute(plan, values)
-    except plpy.SPIError as error:
-        raise errors.Canceled(getattr(error, "sqlstate", None), str(error)) from None
 
 
 def _plans(plpy, state):
@@ -160,7 +151,7 @@ def _calls(rows):
                context, row["qualifier"])
         try:
             if row["invocation_type"] == "RequestResponse":
-                context = _context_with_id(context, row["id"])
+                context = arguments.with_delivery_id(context, row["id"])
                 call = _checked(row, context)
             else:
                 template = shared.get(key)
@@ -178,11 +169,6 @@ def _calls(rows):
 def _checked(row, context):
     return arguments.from_sql(row["function_name"], row["payload"], row["region"],
                               row["invocation_type"], row["log_type"], context, row["qualifier"])
-
-
-def _context_with_id(context, delivery_id):
-    """The JSON text of the client context with custom.delivery_id (see arguments)."""
-    return base64.b64decode(arguments.with_delivery_id(context, delivery_id)).decode("utf-8")
 
 
 def _recorded(row, outcome, operator):

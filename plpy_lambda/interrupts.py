@@ -194,10 +194,7 @@ class Waiter:
     def check_interrupts(self, plpy):
         if self._check_plan is None:
             self._check_plan = plpy.prepare("SELECT 1")
-        try:
-            plpy.execute(self._check_plan)
-        except plpy.SPIError as error:
-            raise errors.Canceled(getattr(error, "sqlstate", None), str(error)) from None
+        execute(plpy, self._check_plan)
 
     @property
     def threads(self):
@@ -217,6 +214,15 @@ class _CallFuture(Future):
     def cancel(self):
         self.call.abandon()
         return super().cancel()
+
+
+def execute(plpy, plan, values=()):
+    """One statement of ours on the backend's thread; a cancel or statement_timeout that
+    PostgreSQL raises during it (plpy.SPIError) leaves as errors.Canceled."""
+    try:
+        return plpy.execute(plan, list(values))
+    except plpy.SPIError as error:
+        raise errors.Canceled(getattr(error, "sqlstate", None), str(error)) from None
 
 
 class Abandoned(Exception):

@@ -63,3 +63,26 @@ def warm(db):
     """db after one successful call: the connection to the endpoint is open and reused."""
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
     return db
+
+
+def backend_resources(pid):
+    """Threads, open sockets and resident memory (kB) of a backend, from /proc."""
+    sockets = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+    return {
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+        "sockets": sockets,
+        "rss_kb": int(status["VmRSS"].split()[0]),
+        "anon_kb": int(status["RssAnon"].split()[0]),
+    }
+
+
+def threads_and_sockets(pid):
+    """How many threads and open sockets a backend has."""
+    found = backend_resources(pid)
+    return found["threads"], found["sockets"]

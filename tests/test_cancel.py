@@ -3,12 +3,13 @@
 The `sleep` function would run for 30 seconds; none of these tests waits for it.
 """
 
-import os
 import threading
 import time
 
 import psycopg
 import pytest
+
+from conftest import threads_and_sockets
 
 SLEEP_30 = """SELECT aws_lambda.invoke('sleep', '{"seconds": 30}'::json)"""
 SLACK = 0.25  # seconds allowed on top of the deadline, for a busy 2-core CI machine
@@ -65,18 +66,6 @@ def failing(conn, sql):
     with pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
     return caught.value, time.monotonic() - start
-
-
-def threads_and_sockets(pid):
-    """How many threads and open sockets a backend has."""
-    fds = os.listdir(f"/proc/{pid}/fd")
-    sockets = 0
-    for fd in fds:
-        try:
-            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except FileNotFoundError:
-            pass
-    return len(os.listdir(f"/proc/{pid}/task")), sockets
 
 
 def test_statement_timeout_stops_a_long_invoke(session, emulator):

@@ -15,14 +15,13 @@ check the faults themselves over plain HTTP, the others what the extension does:
 """
 
 import http.client
-import os
 import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import FUNCTIONS
+from conftest import FUNCTIONS, backend_resources, threads_and_sockets
 from plpy_lambda import client, interrupts
 from plpy_lambda.emulator import Emulator
 
@@ -57,21 +56,7 @@ def sent(emulator, function="simple"):
 
 
 def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def threads_and_sockets(pid):
-    sockets = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except FileNotFoundError:
-            pass
-    return len(os.listdir(f"/proc/{pid}/task")), sockets
+    return backend_resources(pid)["rss_kb"]
 
 
 # -- the faults themselves, over plain HTTP -------------------------------------------

@@ -3,12 +3,13 @@ no backend dies, and a session holds no more threads, sockets or memory after
 thousands of calls than after its first few hundred."""
 
 import json
-import os
 import threading
 from collections import Counter
 
 import psycopg
 import pytest
+
+from conftest import backend_resources
 
 SESSIONS = 4
 CALLS = 2000  # per session
@@ -24,23 +25,6 @@ def invoke_echo(conn, session, first, last):
         FROM generate_series(%s::int, %s::int) AS g,
              LATERAL aws_lambda.invoke('echo', jsonb_build_object('s', %s::int, 'i', g)) AS r""",
                         (session, first, last, session)).fetchone()[0]
-
-
-def resources(pid):
-    """Threads, open sockets and resident private memory (kB) of a backend."""
-    sockets = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except FileNotFoundError:
-            pass
-    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
-    return {
-        "threads": len(os.listdir(f"/proc/{pid}/task")),
-        "sockets": sockets,
-        "rss_kb": int(status["VmRSS"].split()[0]),
-        "anon_kb": int(status["RssAnon"].split()[0]),
-    }
 
 
 def test_concurrent_sessions_every_invocation_lands_once(cluster, db, emulator):
@@ -90,7 +74,7 @@ FAILING = [  # (setting, call, fault)
 def test_a_session_stays_flat_over_thousands_of_calls(db, emulator):
     pid = db.info.backend_pid
     invoke_echo(db, 0, 1, 300)  # warm-up: imports, connection, caches
-    before = resources(pid)
+    before = backend_resources(pid)
     for first in range(301, 3301, 500):
         assert invoke_echo(db, 0, first, first + 499) == 500
         # some calls fail on the way: function errors, lost connections, timeouts, cancels
@@ -103,7 +87,7 @@ def test_a_session_stays_flat_over_thousands_of_calls(db, emulator):
                 db.execute(sql)
             db.execute("RESET ALL")
     assert invoke_echo(db, 0, 3301, 3400) == 100  # the abandoned calls are done with by now
-    after = resources(pid)
+    after = backend_resources(pid)
     assert emulator.invocations("echo") == 3400
     assert after["threads"] <= before["threads"] + 2
     assert after["sockets"] <= before["sockets"] + 2
