@@ -315,6 +315,26 @@ def test_the_ordered_trigger_keys_deliveries_by_table_and_primary_key(queue):
     queue.execute("DROP TABLE accounts, logbook")
 
 
+@pytest.mark.parametrize("trigger, message", [
+    ("BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo')",
+     "aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger"),
+    ("AFTER INSERT ON notes FOR EACH STATEMENT EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo')",
+     "aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger"),
+    ("AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION "
+     "aws_lambda.invoke_on_commit_trigger('echo', 'Event', 'sorted')",
+     "invalid arguments for aws_lambda.invoke_on_commit_trigger()"),
+])
+def test_a_wrongly_set_up_row_trigger_is_an_error_and_queues_nothing(queue, trigger, message):
+    queue.execute("DROP TABLE IF EXISTS notes")
+    queue.execute("CREATE TABLE notes (id int PRIMARY KEY)")
+    queue.execute(f"CREATE TRIGGER notes_to_lambda {trigger}")
+    with pytest.raises(psycopg.Error) as caught:
+        queue.execute("INSERT INTO notes VALUES (1)")
+    assert (caught.value.diag.sqlstate, caught.value.diag.message_primary) == ("22023", message)
+    assert queue.execute("SELECT count(*) FROM aws_lambda.deliveries").fetchone() == (0,)
+    queue.execute("DROP TABLE notes")
+
+
 def test_events_after_commit_makes_rds_code_transactional(queue, emulator):
     queue.execute("SET aws_lambda.events_after_commit = on")
     queue.execute("BEGIN")
