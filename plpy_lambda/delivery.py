@@ -1,6 +1,6 @@
 """Commit-time delivery: the checks of invoke_on_commit, and sending what was queued.
 
-Queueing is SQL (aws_lambda_internal._enqueue inserts into aws_lambda.deliveries in the
+Queueing is SQL (aws_lambda.invoke_on_commit inserts into aws_lambda.deliveries in the
 caller's transaction, so a rollback leaves nothing). This module checks the
 arguments of a queued call exactly as invoke does, once per distinct set of
 arguments, and delivers: it claims due rows (FOR UPDATE SKIP LOCKED, the claim

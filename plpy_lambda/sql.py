@@ -10,10 +10,7 @@ import dataclasses
 from plpy_lambda import arguments, backend, batch, delivery, errors, invoke as invocation, settings
 
 QUEUED_EVENT = {"status_code": 202, "payload": None, "executed_version": None, "log_result": None}
-_ENQUEUE = (
-    "SELECT aws_lambda_internal._enqueue($1, $2::json, $3, $4, $5, $6::json, $7, NULL, NULL, "
-    "false) AS id"
-)
+_ENQUEUE = "SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7) AS id"
 
 
 def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context,

@@ -88,8 +88,7 @@ def test_one_grant_on_one_overload_is_enough_to_call_it(db, app_role):
     "SELECT * FROM aws_lambda_internal._operator_settings()",
     "SELECT * FROM aws_lambda_internal._invoke_py('simple', '{}', NULL, 'RequestResponse', 'None', NULL, "
     "NULL, NULL, false, NULL, NULL, now(), NULL)",
-    "SELECT aws_lambda_internal._enqueue('simple', '{}'::json, NULL, 'Event', 'None', NULL, NULL, NULL, "
-    "NULL, false)",
+    "SELECT aws_lambda_internal._check_queued('simple', NULL, 'Event', 'None', NULL, NULL, NULL, false, 2)",
     "SELECT aws_lambda_internal._load()",
     "SELECT aws_lambda_internal._redeliver(1)",
 ])

@@ -1,0 +1,530 @@
+-- aws_lambda 1.0: call AWS Lambda functions from SQL, with the SQL surface of Amazon RDS.
+--
+-- The public functions are thin LANGUAGE sql shells. The work is done by the Python
+-- package plpy_lambda, which "make install" put in @PLPY_LAMBDA_DIR@ (a root-owned
+-- directory fixed at install time; no setting a database role can change moves it).
+\echo Use "CREATE EXTENSION aws_lambda CASCADE" to load this file. \quit
+
+CREATE SCHEMA aws_lambda;
+-- What the public functions run on: no application role calls these (see the grants at the end).
+CREATE SCHEMA aws_lambda_internal;
+
+-- What the Python side hands back: a result, or the error to raise.
+CREATE TYPE aws_lambda_internal._invoke_result AS (
+    status_code int,
+    payload text,
+    executed_version text,
+    log_result text,
+    error_sqlstate text,
+    error_message text,
+    error_detail text,
+    error_hint text
+);
+
+-- Import plpy_lambda into this backend's Python, from the directory fixed at install time.
+CREATE FUNCTION aws_lambda_internal._load()
+RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+import sys
+if "@PLPY_LAMBDA_DIR@" not in sys.path:
+    sys.path.insert(0, "@PLPY_LAMBDA_DIR@")
+try:
+    import plpy_lambda.sql
+except ImportError as error:
+    plpy.error("aws_lambda: the server's Python cannot import \"%s\"" % error.name,
+               detail="plpy_lambda and its dependencies (boto3, botocore) are installed "
+                      "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
+               hint="Run \"make install\" as root in the aws_lambda source tree "
+                    "(or pgxn install aws_lambda), then reconnect.",
+               sqlstate="LM090")
+GD["plpy_lambda.sql"] = plpy_lambda.sql
+$py$;
+
+-- One invocation. Failures come back as error columns (see _no_error). result_type is
+-- what the shell casts the payload to ('json' or 'jsonb'): a payload that type cannot
+-- hold is an error of ours (LM005), not the cast's.
+CREATE FUNCTION aws_lambda_internal._invoke_py(
+    function_name text, payload text, region text, invocation_type text, log_type text,
+    context text, qualifier text, composite_region text, from_composite boolean,
+    connect_timeout text, request_timeout text, conf_load_time timestamptz,
+    events_after_commit text, result_type text DEFAULT 'json')
+RETURNS aws_lambda_internal._invoke_result
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda_internal._load()")
+return GD["plpy_lambda.sql"].invoke(
+    plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
+    composite_region, from_composite, connect_timeout, request_timeout, conf_load_time,
+    events_after_commit, result_type)
+$py$;
+
+-- Many invocations of one function, rows in input order. An error of the whole call
+-- comes back as a row whose ordinality is NULL.
+CREATE TYPE aws_lambda_internal._batch_row AS (
+    ordinality bigint,
+    status_code int,
+    payload text,
+    executed_version text,
+    log_result text,
+    error_sqlstate text,
+    error_message text,
+    error_detail text,
+    error_hint text
+);
+
+CREATE FUNCTION aws_lambda_internal._invoke_many_py(
+    function_name text, payloads text[], region text, invocation_type text, log_type text,
+    context text, qualifier text, max_concurrency int,
+    connect_timeout text, request_timeout text, conf_load_time timestamptz,
+    result_type text DEFAULT 'json')
+RETURNS SETOF aws_lambda_internal._batch_row
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda_internal._load()")
+return GD["plpy_lambda.sql"].invoke_many(
+    plpy, GD, function_name, payloads, region, invocation_type, log_type, context, qualifier,
+    max_concurrency, connect_timeout, request_timeout, conf_load_time, result_type)
+$py$;
+
+-- True when there is no error; else raise it with its own SQLSTATE, message, DETAIL, HINT.
+CREATE FUNCTION aws_lambda_internal._no_error(sqlstate text, message text, detail text, hint text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF sqlstate IS NULL THEN
+        RETURN true;
+    ELSIF detail IS NOT NULL AND hint IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail, HINT = hint;
+    ELSIF detail IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail;
+    ELSIF hint IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, HINT = hint;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message;
+    END IF;
+END
+$$;
+
+-- The operator's settings, from the server's configuration files only: a session,
+-- role or database setting (which any role can make) is never read.
+CREATE FUNCTION aws_lambda_internal._operator_settings(OUT name text, OUT setting text)
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT DISTINCT ON (f.name) f.name, f.setting
+FROM pg_catalog.pg_file_settings AS f
+WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
+                 'aws_lambda.delivery_max_attempts', 'aws_lambda.delivery_max_age',
+                 'aws_lambda.delivery_retention', 'aws_lambda.max_response_bytes')
+  AND f.error IS NULL
+ORDER BY f.name, f.seqno DESC
+$$;
+
+-- The public surface: RDS's four overloads (text or composite name x json or jsonb).
+
+-- @each name payload
+CREATE FUNCTION aws_lambda.invoke(
+    IN function_name {{name_type}},
+    IN payload {{payload_type}},
+{{region_param}}
+    IN invocation_type text DEFAULT 'RequestResponse',
+    IN log_type text DEFAULT 'None',
+    IN context {{payload_type}} DEFAULT NULL,
+    IN qualifier varchar(128) DEFAULT NULL,
+    OUT status_code int,
+    OUT payload {{payload_type}},
+    OUT executed_version text,
+    OUT log_result text)
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result
+FROM aws_lambda_internal._invoke_py(
+        {{name}}, $2::text, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}::text, {{qualifier}}, {{composite_region}}, {{from_composite}},
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time(),
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), '{{payload_type}}') AS r
+WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+$$;
+-- @end
+
+-- invoke_many: the same function for every payload, at most max_concurrency at a time.
+-- @each payload
+CREATE FUNCTION aws_lambda.invoke_many(
+    IN function_name text,
+    IN payloads {{payload_type}}[],
+    IN region text DEFAULT NULL,
+    IN invocation_type text DEFAULT 'RequestResponse',
+    IN log_type text DEFAULT 'None',
+    IN context {{payload_type}} DEFAULT NULL,
+    IN qualifier varchar(128) DEFAULT NULL,
+    IN max_concurrency int DEFAULT 10,
+    OUT ordinality bigint,
+    OUT status_code int,
+    OUT payload {{payload_type}},
+    OUT executed_version text,
+    OUT log_result text,
+    OUT error_sqlstate text,
+    OUT error_message text,
+    OUT error_detail text)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.ordinality, r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result,
+       r.error_sqlstate, r.error_message, r.error_detail
+FROM aws_lambda_internal._invoke_many_py(
+        $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time(), '{{payload_type}}') AS r
+WHERE CASE WHEN r.ordinality IS NULL
+           THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+           ELSE true END
+$$;
+-- @end
+
+-- Commit-time delivery: invocations queued in the caller's transaction and sent after
+-- COMMIT by aws_lambda.deliver() (README: "Invoking after commit").
+
+-- One row per queued invocation. Written only by the functions below; each role reads
+-- the rows it queued.
+CREATE TABLE aws_lambda.deliveries (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    function_name text NOT NULL,
+    region text,
+    invocation_type text NOT NULL,
+    log_type text NOT NULL,
+    context json,
+    qualifier text,
+    ordering_key text,
+    payload json NOT NULL,
+    status text NOT NULL DEFAULT 'pending',  -- pending, succeeded, failed or dead
+    attempts int NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    next_attempt_at timestamptz,
+    redelivered_at timestamptz,
+    delivered_at timestamptz,
+    status_code int,
+    response json,
+    executed_version text,
+    log_result text,
+    last_error text,
+    queued_by name NOT NULL
+);
+CREATE INDEX deliveries_pending ON aws_lambda.deliveries (id) WHERE status = 'pending';
+CREATE INDEX deliveries_pending_ordered ON aws_lambda.deliveries (ordering_key, id)
+    WHERE status = 'pending' AND ordering_key IS NOT NULL;
+-- pg_dump keeps the log and its sequence; DROP EXTENSION removes both.
+SELECT pg_catalog.pg_extension_config_dump('aws_lambda.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('aws_lambda.deliveries_id_seq', '');
+
+ALTER TABLE aws_lambda.deliveries ENABLE ROW LEVEL SECURITY;
+GRANT SELECT ON aws_lambda.deliveries TO PUBLIC;  -- and USAGE on the schema, as for invoke
+DO $$
+BEGIN
+    -- A role reads what it queued; pg_read_all_data (PostgreSQL 14+, else pg_monitor) reads all.
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY deliveries_read ON aws_lambda.deliveries FOR SELECT '
+        'USING (queued_by = current_user OR pg_catalog.pg_has_role(current_user, %L, ''USAGE''))',
+        CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pg_read_all_data')
+             THEN 'pg_read_all_data' ELSE 'pg_monitor' END);
+END
+$$;
+
+-- invoke_on_commit's arguments, checked as invoke checks them, as they are stored.
+CREATE TYPE aws_lambda_internal._queued_call AS (
+    function_name text,
+    region text,
+    invocation_type text,
+    log_type text,
+    context text,
+    qualifier text,
+    error_sqlstate text,
+    error_message text,
+    error_detail text,
+    error_hint text
+);
+
+CREATE FUNCTION aws_lambda_internal._check_queued(
+    function_name text, region text, invocation_type text, log_type text, context text,
+    qualifier text, composite_region text, from_composite boolean, payload_size int)
+RETURNS aws_lambda_internal._queued_call
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda_internal._load()")
+return GD["plpy_lambda.sql"].check_queued(
+    GD, function_name, region, invocation_type, log_type, context, qualifier,
+    composite_region, from_composite, payload_size)
+$py$;
+
+-- invoke_on_commit: invoke's four overloads, queued in the caller's transaction;
+-- invocation_type defaults to Event. The common shape (a bare name and the defaults, a
+-- payload within 1 MB) needs no further check; any other goes through _check_queued, once
+-- per distinct set of arguments. The whole body is in each overload: one PL/pgSQL call per
+-- queued row is what queueing costs (README: "Performance").
+-- @each name payload
+CREATE FUNCTION aws_lambda.invoke_on_commit(
+    IN function_name {{name_type}},
+    IN payload {{payload_type}},
+{{region_param}}
+    IN invocation_type text DEFAULT 'Event',
+    IN log_type text DEFAULT 'None',
+    IN context {{payload_type}} DEFAULT NULL,
+    IN qualifier varchar(128) DEFAULT NULL,
+    IN ordering_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    queued aws_lambda_internal._queued_call;
+    queued_id bigint;
+    notified boolean;
+BEGIN
+    -- A name check in the "C" collation: the same test, several times cheaper.
+    IF ({{name}} COLLATE "C" !~ '[^-A-Za-z0-9_]' AND octet_length({{name}}) BETWEEN 1 AND 64
+        AND {{any_region}} IS NULL AND {{context}} IS NULL AND {{qualifier}} IS NULL
+        AND {{invocation_type}} IN ('Event', 'RequestResponse', 'DryRun')
+        AND {{log_type}} IN ('None', 'Tail')
+        AND octet_length($2::text) <= 1048576) IS TRUE THEN
+        INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
+                                           payload, queued_by)
+        -- The role the session acts as (SET ROLE, else the login role): what current_user is
+        -- outside SECURITY DEFINER functions, and a role can only SET ROLE to its own roles.
+        VALUES ({{name}}, {{invocation_type}}, {{log_type}}, {{last}}, $2{{as_json}},
+                coalesce(nullif(current_setting('role'), 'none'), session_user))
+        RETURNING id INTO queued_id;
+    ELSE
+        queued := aws_lambda_internal._check_queued(
+            {{name}}, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}::text, {{qualifier}},
+            {{composite_region}}, {{from_composite}}, octet_length($2::text));
+        PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
+                                              queued.error_detail, queued.error_hint);
+        INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
+                                           qualifier, ordering_key, payload, queued_by)
+        VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
+                queued.context::json, queued.qualifier, {{last}}, $2{{as_json}},
+                coalesce(nullif(current_setting('role'), 'none'), session_user))
+        RETURNING id INTO queued_id;
+    END IF;
+    -- Wakes the relay at commit (equal notifications go out once per transaction). An
+    -- assignment, not PERFORM: PL/pgSQL evaluates an expression without starting the executor.
+    notified := pg_catalog.pg_notify('aws_lambda_deliveries', '') IS NULL;
+    RETURN queued_id;
+END
+$$;
+-- @end
+
+-- A row trigger: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW
+-- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, 'ordered']]).
+-- Queues Supabase's database-webhook payload; 'ordered' keys it by table and primary key.
+CREATE FUNCTION aws_lambda.invoke_on_commit_trigger()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key text;
+BEGIN
+    IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger';
+    END IF;
+    IF TG_NARGS > 3 OR (TG_NARGS = 3 AND TG_ARGV[2] IS DISTINCT FROM 'ordered') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'invalid arguments for aws_lambda.invoke_on_commit_trigger()',
+            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'']].';
+    END IF;
+    IF TG_NARGS = 3 THEN
+        key := aws_lambda_internal._row_key(TG_RELID,
+                                   CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.to_jsonb(OLD)
+                                        ELSE pg_catalog.to_jsonb(NEW) END);
+    END IF;
+    PERFORM aws_lambda.invoke_on_commit(
+        TG_ARGV[0],
+        pg_catalog.json_build_object(
+            'type', TG_OP, 'table', TG_TABLE_NAME, 'schema', TG_TABLE_SCHEMA,
+            'record', pg_catalog.row_to_json(NEW), 'old_record', pg_catalog.row_to_json(OLD)),
+        NULL, coalesce(TG_ARGV[1], 'Event'), 'None', NULL, NULL, key);
+    RETURN NULL;
+END
+$$;
+
+-- The ordering key of a row: its table and primary key values.
+CREATE FUNCTION aws_lambda_internal._row_key(relation oid, row_values jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN count(a.attname) = 0 THEN aws_lambda_internal._no_primary_key(relation)
+            ELSE relation::regclass::text || jsonb_agg(row_values -> a.attname ORDER BY k.n)::text END
+FROM pg_index AS i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = relation AND i.indisprimary
+$$;
+
+CREATE FUNCTION aws_lambda_internal._no_primary_key(relation oid)
+RETURNS text
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+        MESSAGE = pg_catalog.format('table %s has no primary key', relation::regclass),
+        HINT = 'aws_lambda.invoke_on_commit_trigger(..., ''ordered'') keys deliveries by the primary key.';
+END
+$$;
+
+-- Send what is due: claim a batch, send it, record the outcomes (caller's transaction).
+CREATE TYPE aws_lambda_internal._batch_counts AS (
+    succeeded int,
+    failed int,
+    pending int,
+    dead int,
+    error_sqlstate text,
+    error_message text,
+    error_detail text,
+    error_hint text
+);
+
+CREATE FUNCTION aws_lambda_internal._deliver_batch(
+    batch_size int, max_concurrency int, connect_timeout text, request_timeout text,
+    conf_load_time timestamptz)
+RETURNS aws_lambda_internal._batch_counts
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda_internal._load()")
+return GD["plpy_lambda.sql"].deliver_batch(
+    plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout, conf_load_time)
+$py$;
+
+-- CALL aws_lambda.deliver(): batches until nothing is due, committing after each;
+-- with run_for, keeps looking for new work (every 0.2 s) until that much time passed.
+-- Runs as its caller (a procedure that commits can be neither SECURITY DEFINER nor SET).
+CREATE PROCEDURE aws_lambda.deliver(
+    run_for interval DEFAULT NULL,
+    batch_size int DEFAULT 100,
+    max_concurrency int DEFAULT 32)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    stop_at timestamptz := pg_catalog.clock_timestamp() + run_for;
+    done aws_lambda_internal._batch_counts;
+    claimed int;
+    succeeded int := 0;
+    failed int := 0;
+    retrying int := 0;
+    dead int := 0;
+BEGIN
+    LOOP
+        done := aws_lambda_internal._deliver_batch(
+            batch_size, max_concurrency,
+            pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+            pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+            pg_catalog.pg_conf_load_time());
+        PERFORM aws_lambda_internal._no_error(done.error_sqlstate, done.error_message, done.error_detail,
+                                     done.error_hint);
+        COMMIT;
+        claimed := done.succeeded + done.failed + done.pending + done.dead;
+        succeeded := succeeded + done.succeeded;
+        failed := failed + done.failed;
+        retrying := retrying + done.pending;
+        dead := dead + done.dead;
+        EXIT WHEN run_for IS NULL AND claimed = 0;
+        EXIT WHEN pg_catalog.clock_timestamp() >= stop_at;
+        IF claimed = 0 THEN
+            PERFORM pg_catalog.pg_sleep(0.2);
+            COMMIT;
+        END IF;
+    END LOOP;
+    IF succeeded + failed + retrying + dead > 0 THEN
+        RAISE NOTICE 'aws_lambda: % succeeded, % failed, % to retry, % dead',
+            succeeded, failed, retrying, dead;
+    END IF;
+END
+$$;
+
+-- Put a dead or failed delivery back in the queue, in its place.
+CREATE FUNCTION aws_lambda_internal._redeliver(delivery_id bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    current_status text;
+    caller name := coalesce(nullif(current_setting('role'), 'none'), session_user);  -- as in invoke_on_commit
+BEGIN
+    SELECT d.status INTO current_status FROM aws_lambda.deliveries AS d
+    WHERE d.id = delivery_id
+      AND (d.queued_by = caller OR pg_has_role(caller, d.queued_by, 'MEMBER')
+           OR pg_has_role(caller, 'pg_read_all_data', 'USAGE'))
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0002',
+            MESSAGE = format('delivery %s does not exist', delivery_id),
+            HINT = 'A role sees and redelivers the deliveries it queued.';
+    ELSIF current_status NOT IN ('dead', 'failed') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = format('delivery %s is %s', delivery_id, current_status),
+            HINT = 'Only dead or failed deliveries can be redelivered.';
+    END IF;
+    UPDATE aws_lambda.deliveries
+    SET status = 'pending', attempts = 0, next_attempt_at = NULL, redelivered_at = now()
+    WHERE id = delivery_id;
+    PERFORM pg_notify('aws_lambda_deliveries', '');
+END
+$$;
+
+CREATE FUNCTION aws_lambda.redeliver(id bigint)
+RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT aws_lambda_internal._redeliver($1) $$;
+
+-- The queue at a glance: deliveries per status, and the oldest of each (as the caller sees them).
+CREATE FUNCTION aws_lambda.delivery_status(
+    OUT status text, OUT deliveries bigint, OUT oldest timestamptz, OUT oldest_age interval)
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT s.status, count(d.id), min(d.created_at), now() - min(d.created_at)
+FROM unnest(ARRAY['pending', 'succeeded', 'failed', 'dead']) WITH ORDINALITY AS s(status, n)
+LEFT JOIN aws_lambda.deliveries AS d ON d.status = s.status
+GROUP BY s.status, s.n
+ORDER BY s.n
+$$;
+
+-- After CREATE EXTENSION only the administrator can invoke. Application roles need:
+--   GRANT USAGE ON SCHEMA aws_lambda TO app;
+--   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO app;  (or ON FUNCTION one of them)
+--   GRANT EXECUTE ON PROCEDURE aws_lambda.deliver TO relay;  (the deliverer's role)
+-- The public functions are SECURITY DEFINER: they run aws_lambda_internal as the extension's
+-- owner, so one GRANT EXECUTE ON FUNCTION is enough, and no internal function (the operator's
+-- settings among them) is callable by an application role.
+REVOKE ALL ON SCHEMA aws_lambda FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA aws_lambda FROM PUBLIC;
+REVOKE ALL ON SCHEMA aws_lambda_internal FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda_internal FROM PUBLIC;
+-- deliver() runs as its caller (a procedure that commits cannot be SECURITY DEFINER) and
+-- reaches the queue through these two, which only send what is due and raise an error.
+GRANT USAGE ON SCHEMA aws_lambda_internal TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_lambda_internal._deliver_batch(int, int, text, text, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_lambda_internal._no_error(text, text, text, text) TO PUBLIC;
