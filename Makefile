@@ -9,7 +9,7 @@
 #                           the same install with no package registry: only the wheels in dir
 #   make dist               the archive "pgxn install" takes
 #
-# PLPY_LAMBDA_DIR is where plpy_lambda and boto3/botocore go: a root-owned directory
+# PLPY_LAMBDA_DIR is where plpy_lambda and botocore go: a root-owned directory
 # written into the installed aws_lambda--1.0.sql, so no database setting moves it.
 # PYTHON is the interpreter PL/Python runs (found from plpython3.so's libpython).
 

@@ -35,7 +35,7 @@ try:
     import plpy_lambda.sql
 except ImportError as error:
     plpy.error("aws_lambda: the server's Python cannot import \"%s\"" % error.name,
-               detail="plpy_lambda and its dependencies (boto3, botocore) are installed "
+               detail="plpy_lambda and its dependencies (botocore) are installed "
                       "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
                hint="Run \"make install\" as root in the aws_lambda source tree "
                     "(or pgxn install aws_lambda), then reconnect.",

@@ -8,8 +8,8 @@ trust), client (the signed HTTP call), interrupts (cancellation), invoke (one
 call), answers (the function's answer checked for json/jsonb, the log tail),
 batch (many calls at once), delivery (commit-time delivery), errors (every
 failure and its SQLSTATE), backend (per-connection state), sigv4 (signing).
-Outside the server: relay (runs CALL aws_lambda.deliver()) and emulator (the
-local Lambda endpoint).
+Outside the server: relay (runs CALL aws_lambda.deliver()). The local Lambda
+endpoint of the tests is a package of its own, lambda_emulator.
 """
 
 __version__ = "1.0.0"

@@ -115,7 +115,7 @@ class NotInstalled(LambdaError):
     def __init__(self, module):
         super().__init__(
             f'aws_lambda: the server\'s Python cannot import "{module}"',
-            detail="plpy_lambda and its dependencies (boto3, botocore) are installed by "
+            detail="plpy_lambda and its dependencies (botocore) are installed by "
             "the extension's \"make install\".",
             hint='Run "make install" as root in the aws_lambda source tree '
             "(or pgxn install aws_lambda), then reconnect.",

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/benchmark.py [--quick]
 
-One run starts the local Lambda endpoint (plpy_lambda.emulator) as a separate
+One run starts the local Lambda endpoint (lambda_emulator) as a separate
 process, with credentials, so that every request's SigV4 signature is really
 checked, and one throwaway PostgreSQL cluster configured as the test suite does
 (endpoint_override in postgresql.conf, credentials and region in the server's
@@ -195,13 +195,13 @@ def stop_process(process, directory):
 
 
 class Endpoint:
-    """python -m plpy_lambda.emulator in its own process, checking SigV4 signatures."""
+    """python -m lambda_emulator in its own process, checking SigV4 signatures."""
 
     def __init__(self):
         self.directory = tempfile.mkdtemp(prefix="aws_lambda_bench_")
         port_file = os.path.join(self.directory, "port")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "plpy_lambda.emulator", "--functions", FUNCTIONS, "--port", "0",
+            [sys.executable, "-m", "lambda_emulator", "--functions", FUNCTIONS, "--port", "0",
              "--port-file", port_file, "--region", REGION, "--credentials", f"{ACCESS_KEY}:{SECRET_KEY}",
              "--quiet"],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.DEVNULL,
@@ -1128,7 +1128,7 @@ class Benchmark:
         self.results.update(delivery_rate=emulator_rate, delivery_rate_nginx=nginx_rate)
 
     def commit_latency(self):
-        from plpy_lambda.emulator import Emulator
+        from lambda_emulator import Emulator
 
         seconds = self.count("latency_seconds")
         n = seconds * LATENCY_RATE

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from cluster import Cluster  # noqa: E402
-from plpy_lambda.emulator import Emulator  # noqa: E402
+from lambda_emulator import Emulator  # noqa: E402
 
 FUNCTIONS = os.path.join(ROOT, "examples", "functions")
 ACCESS_KEY, SECRET_KEY = "AKIADEMO000000000000", "demo-secret-key"

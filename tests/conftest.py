@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from cluster import Cluster
-from plpy_lambda.emulator import Emulator
+from lambda_emulator import Emulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUNCTIONS = os.path.join(ROOT, "examples", "functions")

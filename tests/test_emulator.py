@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, Credentials
 from botocore.exceptions import ClientError
 
-from plpy_lambda.emulator import Emulator
+from lambda_emulator import Emulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUNCTIONS = os.path.join(ROOT, "examples", "functions")
@@ -330,7 +330,7 @@ def test_client_context_reaches_the_handler(emu, lam):
 # -- signatures and STS ----------------------------------------------------------------
 
 def test_import_does_not_load_botocore():
-    code = "import sys, plpy_lambda.emulator; assert 'botocore' not in sys.modules"
+    code = "import sys, lambda_emulator; assert 'botocore' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -610,7 +610,7 @@ def test_stop_closes_the_port_and_kept_alive_connections():
 def test_command_line(tmp_path):
     port_file = tmp_path / "port"
     process = subprocess.Popen(
-        [sys.executable, "-m", "plpy_lambda.emulator", "--functions", FUNCTIONS, "--port", "0",
+        [sys.executable, "-m", "lambda_emulator", "--functions", FUNCTIONS, "--port", "0",
          "--port-file", str(port_file), "--credentials", f"{AKID}:{SECRET}", "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )

@@ -1,7 +1,7 @@
 """An endpoint that misbehaves on purpose: it drips its answer, streams a huge one, closes
 kept-alive connections while idle or just as a request arrives, or resets them.
 
-Each behaviour is an emulator fault (plpy_lambda/emulator/faults.py); the first tests
+Each behaviour is an emulator fault (lambda_emulator/faults.py); the first tests
 check the faults themselves over plain HTTP, the others what the extension does:
 
 - aws_lambda.request_timeout_ms bounds the whole answer (invoke, invoke_many, deliver);
@@ -23,7 +23,7 @@ import pytest
 
 from conftest import FUNCTIONS, backend_resources, threads_and_sockets
 from plpy_lambda import client, interrupts
-from plpy_lambda.emulator import Emulator
+from lambda_emulator import Emulator
 
 SIMPLE = "SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
 SLACK = 0.25  # seconds allowed on top of a deadline, for a busy 2-core CI machine

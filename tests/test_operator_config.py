@@ -72,7 +72,7 @@ def test_role_arn_is_assumed_and_its_credentials_refresh(duration, expected_sts_
     """The operator's role: STS AssumeRole with the server's keys, then calls signed with
     the temporary keys; credentials close to expiry are fetched again."""
     from conftest import ACCESS_KEY, FUNCTIONS, SECRET_KEY
-    from plpy_lambda.emulator import Emulator
+    from lambda_emulator import Emulator
 
     with Emulator(FUNCTIONS, credentials={ACCESS_KEY: SECRET_KEY},
                   assume_role_duration=duration) as emu:

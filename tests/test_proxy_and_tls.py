@@ -25,7 +25,7 @@ from conftest import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, SECRET_KEY, SERVER_
 from forward_proxy import ForwardProxy
 from plpy_lambda import errors, reach
 from plpy_lambda.credentials import CredentialSource
-from plpy_lambda.emulator import Emulator
+from lambda_emulator import Emulator
 from tls import PrivateCA
 
 USER = "proxy-user"

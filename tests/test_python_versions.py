@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psycopg
@@ -31,6 +32,7 @@ import pytest
 from conftest import ACCESS_KEY, FUNCTIONS, REGION, ROOT, SECRET_KEY
 
 PACKAGE = pathlib.Path(ROOT) / "plpy_lambda"
+EMULATOR = pathlib.Path(ROOT) / "lambda_emulator"  # runs on the same Pythons (the 3.9 test below)
 OLDEST = (3, 9)
 VERSIONS = ["3.9", "3.13"]
 # Builtins that 3.9 does not have (vermin does not check these names).
@@ -41,8 +43,8 @@ BUILTIN_TYPES = {"int", "str", "bytes", "bytearray", "float", "complex", "bool",
                  "set", "frozenset", "tuple", "type", "object", "memoryview", "range"}
 
 
-def modules():
-    return sorted(PACKAGE.rglob("*.py"))
+def modules(packages=(PACKAGE, EMULATOR)):
+    return sorted(path for package in packages for path in package.rglob("*.py"))
 
 
 def relative(path):
@@ -236,6 +238,19 @@ def pins(version):
             (line.partition("==") for line in out.stdout.split())}
 
 
+def dev_pins(version):
+    """{package: version} that requirements-dev.txt pins for Python `version`, beyond
+    requirements.txt's (its "-r" line left out)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as own:
+        own.write("".join(line for line in open(os.path.join(ROOT, "requirements-dev.txt"))
+                          if not line.startswith("-r ")))
+        own.flush()
+        out = subprocess.run([sys.executable, "scripts/requirements-for", version, own.name],
+                             cwd=ROOT, capture_output=True, text=True, check=True)
+    return {canonical(name): pinned for name, _, pinned in
+            (line.partition("==") for line in out.stdout.split())}
+
+
 def wheels(directory):
     """{package: version} of the wheels in directory."""
     found = {}
@@ -342,13 +357,15 @@ def test_make_install_from_a_wheelhouse_reaches_no_registry(wheelhouse, tmp_path
                             check=True).stdout.strip()
     out = subprocess.run(
         [python, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-         "import plpy_lambda.sql, boto3, botocore; "
-         "print(plpy_lambda.sql.__file__, boto3.__version__, botocore.__version__)", str(target)],
+         "import importlib.util, plpy_lambda.sql, botocore; "
+         "print(plpy_lambda.sql.__file__, botocore.__version__, "
+         "importlib.util.find_spec('boto3') is None, importlib.util.find_spec('lambda_emulator') is None)",
+         str(target)],
         capture_output=True, text=True, check=True)
-    where, boto3_version, botocore_version = out.stdout.split()
+    where, botocore_version, no_boto3, no_emulator = out.stdout.split()
     assert where.startswith(str(target))
-    assert (boto3_version, botocore_version) == (pins(server_python_version())["boto3"],
-                                                 pins(server_python_version())["botocore"])
+    assert botocore_version == pins(server_python_version())["botocore"]
+    assert (no_boto3, no_emulator) == ("True", "True")  # the server install holds only what it runs
 
 
 def wait_for_file(path, process, timeout=30):
@@ -370,15 +387,17 @@ def test_installs_and_runs_on_python(version, wheelhouse, tmp_path, cluster, emu
                f"WHEELHOUSE={wheelhouse(version)}", env=offline_env())
     assert out.returncode == 0, out.stdout + out.stderr
 
-    # The relay's one dependency, for this Python, from the registry (setup.py's extra).
+    # The relay's one dependency (setup.py's extra), and boto3 for the emulator's client, for
+    # this Python, from the registry, as requirements-dev.txt pins it.
     relay_deps = tmp_path / "relay-deps"
     out = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                          "--target", str(relay_deps), "psycopg[binary]>=3.1"],
+                          "--target", str(relay_deps), "psycopg[binary]>=3.1",
+                          f"boto3=={dev_pins(version)['boto3']}"],
                          capture_output=True, text=True, env={**os.environ,
                                                               "PIP_ROOT_USER_ACTION": "ignore"})
     assert out.returncode == 0, out.stdout + out.stderr
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(tmp_path),
-           "PYTHONPATH": f"{target}{os.pathsep}{relay_deps}", "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONPATH": os.pathsep.join([str(target), str(relay_deps), ROOT]), "PYTHONDONTWRITEBYTECODE": "1"}
 
     out = subprocess.run([python, "-c", """
 import importlib, pkgutil, sys
@@ -390,12 +409,12 @@ print(len(names), "%d.%d" % sys.version_info[:2])
 """], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     count, ran_on = out.stdout.split()
-    assert ran_on == version and int(count) == len(modules()) - 1  # __init__ is the package
+    assert ran_on == version and int(count) == len(modules([PACKAGE])) - 1  # __init__ is the package
 
     # The emulator on this Python, called through its boto3 with a SigV4 signature.
     port_file = tmp_path / "port"
     server = subprocess.Popen(
-        [python, "-m", "plpy_lambda.emulator", "--functions", FUNCTIONS, "--port", "0",
+        [python, "-m", "lambda_emulator", "--functions", FUNCTIONS, "--port", "0",
          "--port-file", str(port_file), "--credentials", f"{ACCESS_KEY}:{SECRET_KEY}", "--quiet"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -20,7 +20,7 @@ import pytest
 
 from cluster import Cluster, free_port
 from conftest import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, ROOT, SECRET_KEY, SERVER_ENV
-from plpy_lambda.emulator import Emulator
+from lambda_emulator import Emulator
 
 BATCH = 100  # deliver()'s default batch size: the most a crash may send twice
 QUEUE_SLEEPS = """

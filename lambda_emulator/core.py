@@ -15,7 +15,7 @@ import time
 from .faults import FaultTable
 from .functions import FunctionStore
 from .server import EmulatorHTTPServer
-from .sigv4 import KeyStore
+from .request_auth import KeyStore
 
 MAX_RECORDS = 10000
 

@@ -7,7 +7,7 @@ standard library (botocore only to check signatures, when credentials are set).
 
 Python::
 
-    from plpy_lambda.emulator import Emulator
+    from lambda_emulator import Emulator
     with Emulator("examples/functions", credentials={"AKID": "SECRET"}) as emu:
         emu.url                       # http://127.0.0.1:PORT
         emu.requests[-1].qualifier    # what was received
@@ -18,7 +18,7 @@ Python::
 Command line (prints ``plpy_lambda emulator listening on http://127.0.0.1:PORT``,
 serves until SIGTERM or SIGINT)::
 
-    python3 -m plpy_lambda.emulator --functions examples/functions [--port 9001]
+    python3 -m lambda_emulator --functions examples/functions [--port 9001]
         [--host 127.0.0.1] [--region us-east-1] [--account-id 123456789012]
         [--credentials AKID:SECRET ...] [--assume-role-duration 3600]
         [--port-file FILE] [--quiet]

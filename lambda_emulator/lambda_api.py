@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from . import faults, runtime, sigv4
+from . import faults, request_auth, runtime
 from .messages import HeaderDict, Response, aws_error, new_request_id
 
 INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations/?")
@@ -124,12 +124,12 @@ def _invoke(emu, request, record):
 
     if emu.keys.verify:
         try:
-            key = sigv4.verify(emu.keys, request, "lambda")
-        except sigv4.AuthError as error:
+            key = request_auth.verify(emu.keys, request, "lambda")
+        except request_auth.AuthError as error:
             return aws_error(error.status, error.code, error.message, request_id)
         record.access_key, record.role_arn = key.access_key_id, key.role_arn
     else:
-        record.access_key, record.role_arn = sigv4.identify(emu.keys, request)
+        record.access_key, record.role_arn = request_auth.identify(emu.keys, request)
 
     invocation_type, log_type = record.invocation_type, record.log_type
     if invocation_type not in INVOCATION_TYPES:
@@ -218,5 +218,5 @@ def _run_async(emu, target, request_id, event, invoked_arn):
 
 
 def _signed_region(request):
-    auth = sigv4.parse_authorization(request.headers.get("Authorization"))
+    auth = request_auth.parse_authorization(request.headers.get("Authorization"))
     return auth["region"] if auth else None

@@ -1,6 +1,6 @@
 """Recomputing a SigV4 signature with botocore over a request as it was received.
 
-The only module of the emulator that imports botocore; sigv4.py imports it
+The only module of the emulator that imports botocore; request_auth.py imports it
 lazily, when a signed request has to be checked.
 """
 

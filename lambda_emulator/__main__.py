@@ -1,6 +1,6 @@
 """Command line: run the emulator in the foreground until SIGTERM or SIGINT.
 
-    python3 -m plpy_lambda.emulator --functions DIR [--host 127.0.0.1] [--port 9001]
+    python3 -m lambda_emulator --functions DIR [--host 127.0.0.1] [--port 9001]
         [--region us-east-1] [--account-id 123456789012] [--credentials AKID:SECRET ...]
         [--assume-role-duration 3600] [--port-file FILE] [--quiet]
 
@@ -26,7 +26,7 @@ def _credential(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m plpy_lambda.emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m lambda_emulator", description=__doc__.split("\n")[0])
     parser.add_argument("--functions", required=True, help="directory of NAME.py handler files")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001, help="0 picks a free port (default 9001)")

@@ -17,13 +17,13 @@ import time
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import sigv4
+from . import request_auth
 from .messages import Response, new_request_id
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}")
 _ROLE_ARN_RE = re.compile(r"arn:aws[a-zA-Z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
-_STS_CODES = {  # the Lambda-style codes sigv4.py raises, as STS names them
+_STS_CODES = {  # the Lambda-style codes request_auth.py raises, as STS names them
     "MissingAuthenticationTokenException": "MissingAuthenticationToken",
     "IncompleteSignatureException": "IncompleteSignature",
     "UnrecognizedClientException": "InvalidClientTokenId",
@@ -52,12 +52,12 @@ def handle(emu, request):
     param = {name: values[0] for name, values in form.items()}
     if emu.keys.verify:
         try:
-            source = sigv4.verify(emu.keys, request, "sts")
-        except sigv4.AuthError as error:
+            source = request_auth.verify(emu.keys, request, "sts")
+        except request_auth.AuthError as error:
             return _error(error.status, _STS_CODES.get(error.code, error.code), error.message, request_id)
         source_key = source.access_key_id
     else:
-        source_key = sigv4.identify(emu.keys, request)[0]
+        source_key = request_auth.identify(emu.keys, request)[0]
     action = param.get("Action")
     if action != "AssumeRole":
         return _error(400, "InvalidAction", f"Could not find operation {action} for version 2011-06-15", request_id)
@@ -77,7 +77,7 @@ def handle(emu, request):
         except ValueError:
             return _error(400, "ValidationError", "DurationSeconds must be an integer", request_id)
     expires = time.time() + duration
-    key = sigv4.Key(
+    key = request_auth.Key(
         "ASIA" + _random(string.ascii_uppercase + "234567", 16),
         _random(string.ascii_letters + string.digits + "+/", 40),
         base64.b64encode(secrets.token_bytes(96)).decode(),
