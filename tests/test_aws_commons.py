@@ -10,69 +10,18 @@ The catalog snapshot lists every object of the extension with what a user can se
 (signatures, defaults, volatility, security, settings, body, owner, privileges, columns,
 comments, the update paths and psql's \\dx+). A fresh 1.2 and each updated one must give the
 same snapshot, equal to tests/expected/aws_commons.txt. After a deliberate change, rewrite
-that file with UPDATE_EXPECTED=1 and review its diff.
+that file with UPDATE_EXPECTED=1 and review its diff (tests/catalog.py takes the snapshot).
 """
-
-import os
 
 import psycopg
 import pytest
 
-from conftest import ROOT
+import catalog
 
-EXPECTED = os.path.join(ROOT, "tests", "expected", "aws_commons.txt")
-MEMBERS = """
-    SELECT d.objid, pg_describe_object(d.classid, d.objid, d.objsubid) AS what,
-           obj_description(d.objid, d.classid::regclass::text) AS comment
-    FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
-    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'aws_commons'
-    ORDER BY pg_describe_object(d.classid, d.objid, d.objsubid) COLLATE "C"
-"""
 
 
 def snapshot(cluster, dbname):
-    """Every object of aws_commons in dbname, and psql's \\dx+ aws_commons, as text."""
-    lines = []
-    with psycopg.connect(cluster.dsn(dbname=dbname), autocommit=True) as conn:
-        lines += ["extension {} {} schema={} relocatable={} comment={}".format(*row) for row in
-                  conn.execute("""
-            SELECT extname, extversion, extnamespace::regnamespace, extrelocatable,
-                   obj_description(oid, 'pg_extension')
-            FROM pg_extension WHERE extname = 'aws_commons'""")]
-        members = conn.execute(MEMBERS).fetchall()
-        lines += [f"member {what}" for _, what, _ in members]
-        for objid, what, comment in members:
-            lines.append(f"{what}: comment={comment}")
-            if what.startswith("schema "):
-                lines += ["{}: owner={} acl={}".format(what, *row) for row in conn.execute(
-                    "SELECT nspowner::regrole, nspacl FROM pg_namespace WHERE oid = %s", (objid,))]
-            elif what.startswith("type "):
-                lines += ["{}: typtype={} owner={} acl={} array={}".format(what, *row) for row in conn.execute("""
-                    SELECT typtype, typowner::regrole, typacl, typarray::regtype
-                    FROM pg_type WHERE oid = %s""", (objid,))]
-                lines += ["{}: column {} {} {} collation={} notnull={}".format(what, *row) for row in conn.execute("""
-                    SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
-                           (SELECT collname FROM pg_collation WHERE oid = a.attcollation), a.attnotnull
-                    FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
-                    WHERE t.oid = %s AND a.attnum > 0 AND NOT a.attisdropped
-                    ORDER BY a.attnum""", (objid,))]
-            elif what.startswith("function "):
-                lines += ["{}: arguments=({}) returns={} language={} volatility={} parallel={} "
-                          "strict={} security_definer={} leakproof={} cost={} rows={} config={} "
-                          "owner={} acl={} body={}".format(what, *row) for row in conn.execute("""
-                    SELECT pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
-                           l.lanname, p.provolatile, p.proparallel, p.proisstrict, p.prosecdef,
-                           p.proleakproof, p.procost, p.prorows, p.proconfig,
-                           p.proowner::regrole, p.proacl, btrim(p.prosrc)
-                    FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-                    WHERE p.oid = %s""", (objid,))]
-            else:
-                lines.append(f"{what}: unexpected kind of member")
-        lines += ["update path {} -> {}: {}".format(*row) for row in conn.execute("""
-            SELECT source, target, path FROM pg_extension_update_paths('aws_commons')
-            WHERE path IS NOT NULL ORDER BY source, target""")]
-    lines.append(cluster.psql("\\dx+ aws_commons", dbname=dbname).rstrip("\n"))
-    return "\n".join(lines) + "\n"
+    return catalog.snapshot(cluster, dbname, "aws_commons", bodies=True)
 
 
 @pytest.fixture
@@ -97,7 +46,7 @@ def database(cluster):
 def versions_and_members(conn):
     version = conn.execute(
         "SELECT extversion FROM pg_extension WHERE extname = 'aws_commons'").fetchone()[0]
-    return version, [what for _, what, _ in conn.execute(MEMBERS)]
+    return version, [what for _, _, what, _ in catalog.members(conn, "aws_commons")]
 
 
 def test_each_version_has_its_objects(database):
@@ -127,12 +76,7 @@ def test_an_updated_aws_commons_is_a_fresh_1_2_and_the_expected_one(cluster, dat
 
     fresh = snapshot(cluster, "aws_commons_fresh")
     assert snapshot(cluster, "aws_commons_updated") == fresh
-    if os.environ.get("UPDATE_EXPECTED"):
-        os.makedirs(os.path.dirname(EXPECTED), exist_ok=True)
-        with open(EXPECTED, "w") as file:
-            file.write(fresh)
-    with open(EXPECTED) as file:
-        assert fresh == file.read()
+    assert fresh == catalog.expected("aws_commons", fresh)
 
 
 def test_every_role_can_use_aws_commons_without_a_grant(cluster, database):
