@@ -1,4 +1,4 @@
-"""Fixtures: one real cluster and one local Lambda endpoint for the session.
+"""Fixtures: one real cluster and one local Lambda endpoint for the session (scripts/fixture.py).
 
 The cluster is configured the way an operator would do it: endpoint_override in
 postgresql.conf, credentials and region in the server's environment. The
@@ -10,35 +10,19 @@ import os
 import psycopg
 import pytest
 
-from cluster import Cluster
-from lambda_emulator import Emulator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FUNCTIONS = os.path.join(ROOT, "examples", "functions")
-ACCESS_KEY = "AKIATESTKEY000000000"
-SECRET_KEY = "test-secret-never-printed-0123456789"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-SERVER_ENV = {
-    "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-    "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-    "AWS_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+import fixture
+from fixture import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, ROOT, SECRET_KEY, SERVER_ENV  # noqa: F401 (the tests import them from here)
 
 
 @pytest.fixture(scope="session")
 def emulator():
-    with Emulator(FUNCTIONS, region=REGION, account_id=ACCOUNT,
-                  credentials={ACCESS_KEY: SECRET_KEY}) as emu:
+    with fixture.endpoint() as emu:
         yield emu
 
 
 @pytest.fixture(scope="session")
 def cluster(emulator):
-    pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{emulator.url}'"}, env=SERVER_ENV)
-    pg.start()
-    pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
+    pg = fixture.cluster(emulator.url)
     yield pg
     pg.stop()
 
