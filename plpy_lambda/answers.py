@@ -19,8 +19,6 @@ recurse is checked by a scanner that does not recurse. Also: the function's log
 tail (X-Amz-Log-Result) decoded for a HINT.
 """
 
-import base64
-import binascii
 import json
 import re
 import sys
@@ -187,10 +185,12 @@ def numeric_holds(number):
     return weight < _NUMERIC_WEIGHT
 
 
+# The patterns below are compiled on first use (re keeps them): only a jsonb answer with
+# \u escapes, or one nested deeper than Python's json recurses, needs them.
 # \u escapes that are escapes: (?<!\\)(?:\\\\)* starts at a run of backslashes and
 # steps over escaped ones.
-_SURROGATE_OR_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
-_PAIR = re.compile(rb"\\ud[89ab][0-9a-f]{2}\\ud[c-f]")
+_SURROGATE_OR_NUL = r"(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2}|0000)"
+_PAIR = rb"\\ud[89ab][0-9a-f]{2}\\ud[c-f]"
 
 
 def _escape_problem(text):
@@ -201,10 +201,10 @@ def _escape_problem(text):
     if b"\\u0000" not in escapes:
         highs = sum(escapes.count(b"\\ud" + half) for half in (b"8", b"9", b"a", b"b"))
         lows = sum(escapes.count(b"\\ud" + half) for half in (b"c", b"d", b"e", b"f"))
-        if highs == lows and (not highs or len(_PAIR.findall(escapes)) == highs):
+        if highs == lows and (not highs or len(re.findall(_PAIR, escapes)) == highs):
             return None
     waiting = None  # (end, escape) of a high surrogate that needs its low half next
-    for match in _SURROGATE_OR_NUL.finditer(text):
+    for match in re.finditer(_SURROGATE_OR_NUL, text):
         code = int(match.group(1), 16)
         if waiting is not None:
             if match.start(1) - 2 == waiting[0] and code >= 0xDC00:
@@ -223,14 +223,14 @@ def _escape_problem(text):
 
 # One JSON token after optional whitespace, for the scanner below: what PostgreSQL's
 # json lexer accepts (strings without control characters, RFC 8259 numbers).
-_TOKEN = re.compile(
+_TOKEN = (
     "[ \t\n\r]*(?:"
     r'(?P<string>"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*")'
     r"|(?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
     r"|(?P<literal>true|false|null)"
     r"|(?P<open>[\[{])|(?P<close>[\]}])|(?P<comma>,)|(?P<colon>:))"
 )
-_WHITESPACE = re.compile("[ \t\n\r]*")
+_WHITESPACE = "[ \t\n\r]*"
 # What the scanner expects next.
 _VALUE, _FIRST_VALUE, _FIRST_KEY, _KEY, _COLON, _NEXT = range(6)
 
@@ -241,7 +241,7 @@ def _scan(text, numbers):
     stack = []
     state = _VALUE
     position = 0
-    scanner = _TOKEN.scanner(text)
+    scanner = re.compile(_TOKEN).scanner(text)
     while True:
         match = scanner.match()
         if match is None:
@@ -279,7 +279,7 @@ def _scan(text, numbers):
             if state != _COLON:
                 return _bad(text, match.start(kind)), None
             state = _VALUE
-    position = _WHITESPACE.match(text, position).end()
+    position = re.compile(_WHITESPACE).match(text, position).end()
     if position != len(text) or state != _NEXT or stack:
         return _bad(text, position), None
     return None, numbers.refused
@@ -297,6 +297,9 @@ def log_tail(log_result):
     LOG_TAIL_CHARS characters; None when there is none or it is not base64."""
     if not log_result:
         return None
+    import base64  # only with log_type => 'Tail'
+    import binascii
+
     try:
         raw = base64.b64decode(log_result, validate=True)
     except (binascii.Error, ValueError):

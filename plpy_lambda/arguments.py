@@ -7,7 +7,6 @@ overload, with every later positional argument shifted by one place.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 
@@ -24,6 +23,8 @@ ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CONTEXT_LIMIT = 3583
 
 
+# A dataclass while sql.invoke_many copies one with dataclasses.replace; with_payload
+# does the same without that import.
 @dataclass(frozen=True)
 class Invocation:
     """One call, validated: everything needed to build the request."""
@@ -37,6 +38,12 @@ class Invocation:
     qualifier: str | None
     function_name: str = ""  # as given, after the psql-variable rule
     context: str | None = None  # the client context's JSON text
+
+    def with_payload(self, payload):
+        """The same call with another payload (bytes, checked): one of a batch's rows."""
+        return Invocation(self.function, self.region, payload, self.invocation_type,
+                          self.log_type, self.client_context, self.qualifier,
+                          self.function_name, self.context)
 
     def queued(self):
         """The arguments a queued delivery stores: checked, and read the same way again."""
@@ -195,6 +202,8 @@ def client_context(context):
     if not isinstance(value, dict):
         kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
         raise BadArgument("context", f"must be a JSON object, not a JSON {kind}")
+    import base64  # only for a call with a client context
+
     encoded = base64.b64encode(context.encode("utf-8")).decode("ascii")
     if len(encoded) > CONTEXT_LIMIT:
         raise TooLarge("context", len(encoded), CONTEXT_LIMIT, "a client context (base64-encoded)")

@@ -20,8 +20,6 @@ is `failed` and never retried. A failed attempt records the function's log tail
 (`log_result`) and a function error's payload, whole, in `response` when it is JSON.
 """
 
-import dataclasses
-import random
 import time
 
 from plpy_lambda import arguments, batch, errors, interrupts, invoke, settings
@@ -33,8 +31,8 @@ BACKOFF_CAP = 300.0
 PRUNE_EVERY = 60.0  # seconds between removals of expired succeeded deliveries
 SUCCEEDED = "succeeded"
 COUNTED = (SUCCEEDED, FAILED, RETRY, DEAD)  # the columns of aws_lambda_internal._batch_counts
-_CHECKED_CACHE = 256  # distinct argument sets whose check result a backend keeps
-_LARGEST_ID = 2**63 - 1
+_CHECKED_CACHE_SIZE = 256  # distinct argument sets whose check result a backend keeps
+_LARGEST_DELIVERY_ID = 2**63 - 1  # aws_lambda.deliveries.id is a bigint
 
 
 def check(state, function_name, region, invocation_type, log_type, context, qualifier,
@@ -50,9 +48,10 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
                                   from_composite=from_composite)
         if call.invocation_type == "RequestResponse":
             # the id must still fit Lambda's client-context limit
-            arguments.client_context(arguments.with_delivery_id(call.context, _LARGEST_ID))
+            arguments.client_context(
+                arguments.with_delivery_id(call.context, _LARGEST_DELIVERY_ID))
         queued = call.queued()
-        if len(cache) >= _CHECKED_CACHE:
+        if len(cache) >= _CHECKED_CACHE_SIZE:
             cache.clear()
         cache[key] = queued
     if payload_size is None:
@@ -119,15 +118,15 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
     rows = interrupts.execute(plpy, plans["claim"], [batch_size])
     if not rows:
         return counts
-    by_id = {row["id"]: row for row in rows}
+    claimed_by_id = {row["id"]: row for row in rows}
     outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator, max_concurrency)
-    columns = [[] for _ in RECORD_TYPES]
+    record_columns = [[] for _ in RECORD_TYPES]  # RECORD's arrays, one value per delivery
     for delivery_id, outcome in outcomes:
-        values = _recorded(by_id[delivery_id], outcome, operator)
+        values = _recorded(claimed_by_id[delivery_id], outcome, operator)
         counts[values[1]] += 1
-        for column, value in zip(columns, values):
+        for column, value in zip(record_columns, values):
             column.append(value)
-    interrupts.execute(plpy, plans["record"], columns)
+    interrupts.execute(plpy, plans["record"], record_columns)
     return counts
 
 
@@ -144,29 +143,30 @@ def _plans(plpy, state):
 def _calls(rows):
     """(id, Invocation or LambdaError) for each claimed row. Rows that share their arguments
     (all but RequestResponse, whose context carries the id) are checked once per batch."""
-    shared = {}
+    # A row's arguments but its payload -> the Invocation checked for the first row with them.
+    checked_calls = {}
     for row in rows:
         context = row["context"]
-        key = (row["function_name"], row["region"], row["invocation_type"], row["log_type"],
-               context, row["qualifier"])
+        row_arguments = (row["function_name"], row["region"], row["invocation_type"],
+                         row["log_type"], context, row["qualifier"])
         try:
             if row["invocation_type"] == "RequestResponse":
                 context = arguments.with_delivery_id(context, row["id"])
-                call = _checked(row, context)
+                call = _invocation(row, context)
             else:
-                template = shared.get(key)
-                if template is None:
-                    template = shared[key] = _checked(row, context)
-                call = dataclasses.replace(
-                    template,
-                    payload=arguments.payload_bytes(row["payload"], template.invocation_type))
+                first_call = checked_calls.get(row_arguments)
+                if first_call is None:
+                    first_call = checked_calls[row_arguments] = _invocation(row, context)
+                call = first_call.with_payload(
+                    arguments.payload_bytes(row["payload"], first_call.invocation_type))
         except errors.LambdaError as error:
             yield row["id"], error
             continue
         yield row["id"], call
 
 
-def _checked(row, context):
+def _invocation(row, context):
+    """The claimed row as an Invocation, checked as invoke checks its arguments."""
     return arguments.from_sql(row["function_name"], row["payload"], row["region"],
                               row["invocation_type"], row["log_type"], context, row["qualifier"])
 
@@ -210,6 +210,8 @@ def _recorded(row, outcome, operator):
 def backoff(attempt):
     """Seconds before the attempt after `attempt`: doubling from BACKOFF_BASE up to
     BACKOFF_CAP, with jitter (a random half to whole of it) so retries spread out."""
+    import random  # only when a delivery failed: not on a backend's first call
+
     delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
     return delay * random.uniform(0.5, 1.0)
 

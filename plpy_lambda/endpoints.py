@@ -17,7 +17,6 @@ keeps each region's URL.
 
 import os
 from collections import namedtuple
-from urllib.parse import urlsplit
 
 from plpy_lambda import names
 from plpy_lambda.errors import BadConfiguration, NotInstalled
@@ -216,6 +215,8 @@ def _configured_url(environ, profile, services, where):
 
 def _checked(text, source):
     """scheme://host[:port], as aws_lambda.endpoint_override; returns that normal form."""
+    from urllib.parse import urlsplit  # only for a configured endpoint URL
+
     parts = urlsplit(text.strip())
     try:
         parts.port

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
 from plpy_lambda.errors import BadArgument
 
@@ -81,15 +80,22 @@ _PARTITION_REGIONS = tuple((re.compile(entry[1], re.ASCII), entry) for entry in 
 _REGION_SHAPE = re.compile(r"(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]", re.ASCII)
 
 
-@dataclass(frozen=True)
 class FunctionRef:
     """A parsed function name: what to put in the request path, and what it said."""
 
-    name: str
-    qualifier: str | None
-    region: str | None  # only from a full ARN
-    account: str | None  # from a full or partial ARN
-    partition: str | None  # only from a full ARN
+    __slots__ = ("name", "qualifier", "region", "account", "partition")
+
+    def __init__(self, name, qualifier=None, region=None, account=None, partition=None):
+        self.name = name
+        self.qualifier = qualifier  # str or None
+        self.region = region  # only from a full ARN
+        self.account = account  # from a full or partial ARN
+        self.partition = partition  # only from a full ARN
+
+    def __repr__(self):
+        return (f"FunctionRef(name={self.name!r}, qualifier={self.qualifier!r}, "
+                f"region={self.region!r}, account={self.account!r}, "
+                f"partition={self.partition!r})")
 
     def path_name(self):
         """The FunctionName sent to Lambda: the ARN form the user gave, without qualifier."""

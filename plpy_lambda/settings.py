@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from plpy_lambda.errors import BadConfiguration, BadSetting
 
@@ -38,30 +36,49 @@ DEFAULT_CONNECT_TIMEOUT_MS = 1000
 DEFAULT_REQUEST_TIMEOUT_MS = 3000
 TIMEOUT_RANGE_MS = (1, 900000)
 
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+# Compiled on first use (re keeps it): only an operator who sets aws_lambda.role_arn needs it.
+_ROLE_ARN = r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}"
 
 
-@dataclass(frozen=True)
 class Timeouts:
-    connect: float  # seconds
-    request: float  # seconds
+    """A session's aws_lambda.connect_timeout_ms and request_timeout_ms, in seconds."""
+
+    __slots__ = ("connect", "request")
+
+    def __init__(self, connect, request):
+        self.connect = connect
+        self.request = request
 
     @property
     def total(self):
         return self.connect + self.request
 
+    def __repr__(self):
+        return f"Timeouts(connect={self.connect!r}, request={self.request!r})"
 
-@dataclass(frozen=True)
+
 class OperatorSettings:
-    endpoint_override: str | None = None
-    role_arn: str | None = None
-    # commit-time delivery: give up after this many attempts or this age (seconds);
-    # keep succeeded deliveries this long (seconds)
-    max_attempts: int = 10
-    max_age: float = 6 * 3600.0
-    retention: float = 3 * 86400.0
-    # an answer larger than this is refused (LM005) without being read
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """The operator's settings, from the server's configuration files."""
+
+    __slots__ = ("endpoint_override", "role_arn", "max_attempts", "max_age", "retention",
+                 "max_response_bytes")
+
+    def __init__(self, endpoint_override=None, role_arn=None, max_attempts=10,
+                 max_age=6 * 3600.0, retention=3 * 86400.0,
+                 max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES):
+        self.endpoint_override = endpoint_override  # scheme://host[:port], or None
+        self.role_arn = role_arn  # the IAM role to assume, or None
+        # commit-time delivery: give up after this many attempts or this age (seconds);
+        # keep succeeded deliveries this long (seconds)
+        self.max_attempts = max_attempts
+        self.max_age = max_age
+        self.retention = retention
+        # an answer larger than this is refused (LM005) without being read
+        self.max_response_bytes = max_response_bytes
+
+    def __repr__(self):
+        return "OperatorSettings(" + ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
 
 
 _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
@@ -148,7 +165,7 @@ def parse_operator_settings(values, seconds=None):
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
         endpoint = _endpoint(endpoint)
-    if role_arn is not None and not _ROLE_ARN.fullmatch(role_arn):
+    if role_arn is not None and not re.fullmatch(_ROLE_ARN, role_arn):
         raise BadConfiguration(
             f'{ROLE_ARN} in the server configuration is not an IAM role ARN: "{role_arn[:100]}"',
             hint="Use arn:aws:iam::123456789012:role/name, or remove the setting.",
@@ -172,6 +189,9 @@ def _bytes(text):
 
 
 def _endpoint(text):
+    """aws_lambda.endpoint_override, checked: its normal form scheme://host[:port]."""
+    from urllib.parse import urlsplit  # only with an endpoint_override: not otherwise needed
+
     parts = urlsplit(text)
     try:
         parts.port
