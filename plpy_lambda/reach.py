@@ -23,9 +23,11 @@ config file (AWS_CONFIG_FILE or ~/.aws/config of the server's OS user), else
 REQUESTS_CA_BUNDLE: a PEM file of CA certificates that replaces the trust store.
 Without one, the system's default CA certificates are trusted (OpenSSL's, which
 SSL_CERT_FILE and SSL_CERT_DIR can move), where boto3 would trust certifi's
-bundle or botocore's own cacert.pem. The host name is always verified. To keep a connection's first call cheap, botocore is consulted
-only when AWS_CA_BUNDLE is unset and a shared config file exists, and
-urllib.request is imported only when some *_proxy variable is set.
+bundle or botocore's own cacert.pem. The host name is always verified. To keep a
+connection's first call cheap, botocore is consulted only when AWS_CA_BUNDLE is unset
+and a shared config file exists, urllib.request is imported only when some *_proxy
+variable is set, and http.client only to read a proxy's answer to CONNECT or to hand
+out an http.client connection (Route.connect; Route.open gives the bare socket).
 
 Decided once per endpoint, on a backend's first connection to it (client.Pool),
 and kept: a changed environment, config file or CA bundle takes effect in new
@@ -33,8 +35,7 @@ database connections, as changed credentials do. A decision that fails (an
 unusable CA bundle or proxy URL, LM020) is not kept: the next call tries again.
 """
 
-import base64
-import http.client
+import errno
 import os
 import re
 import socket
@@ -98,32 +99,43 @@ class Route:
         """The headers to send: headers plus what the proxy needs on each request."""
         return {**headers, **self._proxy_headers} if self._proxy_headers else headers
 
-    def connect(self, timeout):
-        """A connected http.client connection, or NotConnected."""
+    def open(self, timeout):
+        """A socket connected to the endpoint, or NotConnected: through the proxy's CONNECT
+        tunnel when there is one, and TLS for an https:// endpoint. Plain HTTP through a
+        proxy: a socket connected to the proxy, to which target() and headers() are sent."""
+        if self.proxy is not None and self._https:
+            return self._tunnel(timeout)
         if self.proxy is None:
+            address, failed = (self._hostname, self._port), self._failed
+        else:
+            address, failed = (self.proxy.host, self.proxy.port), self._proxy_failed
+        try:
+            sock = socket.create_connection(address, timeout)
+        except OSError as error:
+            raise failed(error) from None
+        try:
+            _no_delay(sock)
             if self._https:
-                conn = http.client.HTTPSConnection(self._hostname, self._port, timeout=timeout,
-                                                   context=self.tls)
-            else:
-                conn = http.client.HTTPConnection(self._hostname, self._port, timeout=timeout)
-            try:
-                conn.connect()
-            except (OSError, http.client.HTTPException) as error:
-                conn.close()
-                raise self._failed(error) from None
-            return conn
+                sock = self.tls.wrap_socket(sock, server_hostname=self._hostname)
+        except OSError as error:
+            sock.close()
+            raise failed(error) from None
+        return sock
+
+    def connect(self, timeout):
+        """A connected http.client connection (on a socket from open()), or NotConnected."""
+        # Imported here: a client that does its own HTTP on open()'s sockets never needs it.
+        import http.client
+
         if self._https:
-            conn = _Tunnel(self, timeout)
+            conn = http.client.HTTPSConnection(self._hostname, self._port, timeout=timeout,
+                                               context=self.tls)
+        elif self.proxy is None:
+            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=timeout)
         else:
             conn = http.client.HTTPConnection(self.proxy.host, self.proxy.port, timeout=timeout)
-        try:
-            conn.connect()
-        except NotConnected:
-            conn.close()
-            raise
-        except (OSError, http.client.HTTPException) as error:
-            conn.close()
-            raise NotConnected(f"proxy {self.proxy.url} cannot be reached: {cause(error)}") from None
+        conn.sock = self.open(timeout)
+        conn.auto_open = 0  # a closed connection is never reopened around the route
         return conn
 
     def _failed(self, error):
@@ -135,28 +147,27 @@ class Route:
             return NotConnected(f"{cause(error)} ({via}trusting {self.trust})", retry=False)
         return NotConnected(cause(error))
 
+    def _proxy_failed(self, error):
+        """NotConnected for an error connecting to the proxy."""
+        return NotConnected(f"proxy {self.proxy.url} cannot be reached: {cause(error)}")
 
-class _Tunnel(http.client.HTTPSConnection):
-    """HTTPS to the endpoint through the proxy's CONNECT tunnel.
+    def _tunnel(self, timeout):
+        """A TLS socket to the endpoint through the proxy's CONNECT tunnel.
 
-    Its own connect() rather than http.client's set_tunnel, so that the proxy being
-    unreachable, the proxy refusing, and the endpoint's TLS failing are told apart;
-    CONNECT is sent as HTTP/1.1 with a Host header on every Python version.
-    """
-
-    def __init__(self, route, timeout):
-        super().__init__(route._hostname, route._port, timeout=timeout, context=route.tls)
-        self._route = route
-
-    def connect(self):
-        route, proxy = self._route, self._route.proxy
-        deadline = time.monotonic() + self.timeout
+        CONNECT is sent as HTTP/1.1 with a Host header on every Python version, so that the
+        proxy being unreachable, the proxy refusing, and the endpoint's TLS failing are told
+        apart.
+        """
+        proxy = self.proxy
+        deadline = time.monotonic() + timeout
         try:
-            sock = socket.create_connection((proxy.host, proxy.port), self.timeout)
+            sock = socket.create_connection((proxy.host, proxy.port), timeout)
         except OSError as error:
-            raise NotConnected(f"proxy {proxy.url} cannot be reached: {cause(error)}") from None
+            raise self._proxy_failed(error) from None
         try:
-            authority = f"{_bracketed(_ascii(self.host))}:{self.port}"
+            import http.client  # to read the proxy's answer: only with a proxy
+
+            authority = f"{_bracketed(_ascii(self._hostname))}:{self._port}"
             lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
             if proxy.authorization:
                 lines.append(f"Proxy-Authorization: {proxy.authorization}")
@@ -179,13 +190,23 @@ class _Tunnel(http.client.HTTPSConnection):
                 )
             try:
                 sock.settimeout(_left(deadline))
-                self.sock = route.tls.wrap_socket(sock, server_hostname=self.host)
+                tls = self.tls.wrap_socket(sock, server_hostname=self._hostname)
             except (OSError, ValueError) as error:
-                raise route._failed(error) from None
+                raise self._failed(error) from None
         except BaseException:
             sock.close()
             raise
-        self.sock.settimeout(self.timeout)
+        tls.settimeout(timeout)
+        return tls
+
+
+def _no_delay(sock):
+    """TCP_NODELAY, as http.client sets it: a request goes out as soon as it is written."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as error:
+        if error.errno != errno.ENOPROTOOPT:  # a system without it
+            raise
 
 
 def route(endpoint, config):
@@ -239,6 +260,8 @@ def authorization(proxy_url):
         return None
     if not username or not password:
         return None
+    import base64  # only for a proxy URL with credentials
+
     return "Basic " + base64.b64encode(f"{username}:{password}".encode("utf-8")).decode("ascii")
 
 
