@@ -1,0 +1,86 @@
+"""Warm path: one call at a time on a warm connection, aws_lambda.invoke against the floor (a
+PL/Python function making one prepared keep-alive POST to the same nginx)."""
+
+import psycopg
+
+from .common import backend_pid, cpu_seconds, median, ms, ratio, section, table, timed
+
+# FROM items of the server-side loops, each with its check; {url}: nginx's.
+LOOPS = [
+    ("a PL/Python function that returns at once", "pg_temp.bench_nothing(json_build_object('i', g)) r",
+     "r = 200"),
+    ("the floor: bench_floor(), one prepared keep-alive POST", "public.bench_floor(json_build_object('i', g)) r",
+     "r = 200"),
+    ("aws_lambda_internal._invoke_py('noop', ...) alone",
+     "aws_lambda_internal._invoke_py('noop', json_build_object('i', g)::text, NULL, 'RequestResponse', 'None', "
+     "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL) r", "r.status_code = 200"),
+    ("aws_lambda.invoke('noop', ...)", "aws_lambda.invoke('noop', json_build_object('i', g)) r",
+     "r.status_code = 200"),
+    ("pgsql-http: http_post(url, ...)", "http_post('{url}', json_build_object('i', g)::text, 'application/json') r",
+     "r.status = 200"),
+]
+STATEMENTS = [
+    ("the floor: SELECT public.bench_floor('{}')", "SELECT public.bench_floor('{}'::json)"),
+    ("SELECT status_code FROM aws_lambda.invoke('noop', '{}')",
+     "SELECT status_code FROM aws_lambda.invoke('noop', '{}'::json)"),
+    ("  (SELECT 1 round trip, for reference)", "SELECT 1"),
+]
+
+
+def run(bench):
+    section("Warm path: one call at a time, against nginx (function noop)")
+    calls, rounds, statements = bench.count("loop_calls"), bench.count("loop_rounds"), bench.count("statement_calls")
+    with bench.connect() as conn:
+        pid = backend_pid(conn)
+        conn.execute("CREATE FUNCTION pg_temp.bench_nothing(payload json) RETURNS int "
+                     "LANGUAGE plpython3u AS $$return 200$$")
+        loops, missing = {}, {}
+        for label, item, check in LOOPS:
+            sql = (f"SELECT count(*) FROM generate_series(1, %s) g, LATERAL {item} WHERE {check}"
+                   .replace("{url}", bench.fixed.url))
+            try:
+                conn.execute(sql, (20,))
+                loops[label] = sql
+            except psycopg.Error as error:  # pgsql-http not installed; an internal signature changed
+                missing[label] = "not installed" if "http_post" in sql else f"n/a ({error.sqlstate})"
+        cpu = dict.fromkeys(loops, 0.0)
+
+        def loop(label):
+            def one():
+                before = cpu_seconds(pid)
+                (done,) = conn.execute(loops[label], (calls,)).fetchone()
+                cpu[label] += cpu_seconds(pid) - before
+                assert done == calls, (label, done)
+            return one
+
+        per_call = dict(zip(loops, ([t / calls for t in times] for times in
+                                    timed(*(loop(label) for label in loops), rounds=rounds))))
+        for label, sql in STATEMENTS:
+            conn.execute(sql, prepare=True)
+        per_statement = dict(zip((label for label, _ in STATEMENTS), timed(
+            *(lambda sql=sql: conn.execute(sql, prepare=True).fetchone() for _, sql in STATEMENTS),
+            rounds=statements)))
+
+    loop_floor, loop_invoke = median(per_call[LOOPS[1][0]]), median(per_call[LOOPS[3][0]])
+    rows = []
+    for label, _, _ in LOOPS:
+        if label in missing:
+            rows.append([label, missing[label], "", ""])
+        else:
+            value = median(per_call[label])
+            rows.append([label, ms(value), ratio(value, loop_floor), ms(cpu[label] / (calls * rounds))])
+    table([f"server-side loop: {rounds} x {calls:,} calls in one statement", "median/call", "vs floor",
+           "backend CPU/call"], rows)
+    print("  SELECT count(*) FROM generate_series(1, n) g, LATERAL <call>(json_build_object('i', g)); per call = "
+          "statement time / n; the loops run alternately. Backend CPU: all its threads, from /proc (10 ms ticks).")
+    print()
+    floor_statement = median(per_statement[STATEMENTS[0][0]])
+    invoke_statement = median(per_statement[STATEMENTS[1][0]])
+    table([f"one statement per call from psycopg ({statements:,} each, alternately)", "median/call", "vs floor"],
+          [[label, ms(median(per_statement[label])), ratio(median(per_statement[label]), floor_statement)]
+           for label, _ in STATEMENTS])
+    bench.target("warm: invoke per call, server-side loop <= 1.2 x the floor", ratio(loop_invoke, loop_floor),
+                 loop_invoke <= 1.2 * loop_floor)
+    bench.target("warm: invoke per call, psycopg loop <= 1.2 x the floor", ratio(invoke_statement, floor_statement),
+                 invoke_statement <= 1.2 * floor_statement)
+    bench.figures.update(statement=invoke_statement)
