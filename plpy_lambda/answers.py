@@ -1,4 +1,4 @@
-"""The function's answer, checked: is it JSON that PostgreSQL's json or jsonb holds?
+"""What the function answered, made fit for SQL: JSON that json or jsonb holds, a log tail.
 
 A payload reaches SQL through the shells' `payload::json` or `payload::jsonb` cast. A
 cast that fails would end the whole statement (in invoke_many: the whole batch) with
@@ -67,12 +67,14 @@ class Answer:
     @property
     def text(self):
         """The body as text when it is UTF-8, else None."""
-        return self._checked[0]
+        text, _problem, _out_of_range = self._checked
+        return text
 
     @property
     def problem(self):
         """Why json cannot hold the answer, or None."""
-        return self._checked[1]
+        _text, problem, _out_of_range = self._checked
+        return problem
 
     def problem_for(self, result_type):
         """Why the requested type ('json' or 'jsonb') cannot hold the answer, or None."""
@@ -82,17 +84,17 @@ class Answer:
 
     @cached_property
     def _checked(self):
+        """(text or None, Problem for json or None, first number jsonb cannot hold or None)"""
         return _check(self.body)
 
     @cached_property
     def _jsonb_problem(self):
-        number = self._checked[2]
+        text, _problem, number = self._checked
         if number is not None:
             shown = number if len(number) <= 40 else (
                 f"{number[:20]}...{number[-12:]} ({len(number):,} characters)")
             return Problem(f"{_NOT_JSONB}: the number {shown} is outside numeric's range",
                            _JSON_HINT)
-        text = self._checked[0]
         if "\\u" in text:
             escape = _escape_problem(text)
             if escape is not None:
@@ -115,20 +117,22 @@ def _check(body):
     numbers = _Numbers()
     if sys.getrecursionlimit() <= MAX_DEPTH or text.count("[") + text.count("{") <= MAX_DEPTH:
         decoder = json.JSONDecoder(parse_int=numbers.integer, parse_float=numbers.decimal,
-                                   parse_constant=_constant, object_pairs_hook=_nothing)
+                                   parse_constant=_refuse_constant,
+                                   object_pairs_hook=_no_object)
         try:
             decoder.decode(text)
-            return text, None, numbers.refused
+            return text, None, numbers.out_of_range
         except _NotANumber as error:
             return text, Problem(f"{NOT_JSON}: {error.args[0]} is not a JSON number"), None
         except ValueError as error:
-            return text, Problem(NOT_JSON, _where(error)), None
+            return text, Problem(NOT_JSON, _position_hint(error)), None
         except RecursionError:
             numbers = _Numbers()  # deeper than Python's json recurses: scan without recursion
     return (text, *_scan(text, numbers))
 
 
-def _where(error):
+def _position_hint(error):
+    """Where the JSON decoder stopped, as a HINT."""
     if isinstance(error, json.JSONDecodeError):
         return f"{error.msg} at line {error.lineno:,}, column {error.colno:,}."
     return None
@@ -138,30 +142,32 @@ class _NotANumber(Exception):
     pass
 
 
-def _constant(name):
+def _refuse_constant(name):
+    """NaN, Infinity, -Infinity: Python's json reads them; JSON has no such numbers."""
     raise _NotANumber(name)
 
 
-def _nothing(_pairs):
+def _no_object(_pairs):
+    """Objects are checked, not built."""
     return None
 
 
 class _Numbers:
     """parse_int/parse_float hooks: never convert; note the first number jsonb cannot hold."""
 
-    __slots__ = ("refused",)
+    __slots__ = ("out_of_range",)
 
     def __init__(self):
-        self.refused = None
+        self.out_of_range = None  # the first number outside numeric's range
 
     def integer(self, text):
-        if len(text) > _NUMERIC_WEIGHT and self.refused is None and not numeric_holds(text):
-            self.refused = text
+        if len(text) > _NUMERIC_WEIGHT and self.out_of_range is None and not numeric_holds(text):
+            self.out_of_range = text
 
     def decimal(self, text):
         if ((len(text) > _NUMERIC_SCALE or "e" in text or "E" in text)
-                and self.refused is None and not numeric_holds(text)):
-            self.refused = text
+                and self.out_of_range is None and not numeric_holds(text)):
+            self.out_of_range = text
 
 
 def numeric_holds(number):
@@ -253,14 +259,14 @@ def _scan(text, numbers):
                 state = _COLON
                 continue
             if state != _VALUE and state != _FIRST_VALUE:
-                return _bad(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind)), None
             if kind == "open":
                 stack.append(match.group(kind))
                 if len(stack) > MAX_DEPTH:
                     return Problem(_TOO_DEEP, _DEPTH_HINT), None
                 state = _FIRST_VALUE if match.group(kind) == "[" else _FIRST_KEY
                 continue
-            if kind == "number" and numbers.refused is None:
+            if kind == "number" and numbers.out_of_range is None:
                 numbers.decimal(match.group(kind))
             state = _NEXT
         elif kind == "close":
@@ -268,24 +274,25 @@ def _scan(text, numbers):
             opener = "[" if bracket == "]" else "{"
             if not stack or stack[-1] != opener or not (
                     state == _NEXT or state == (_FIRST_VALUE if opener == "[" else _FIRST_KEY)):
-                return _bad(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind)), None
             stack.pop()
             state = _NEXT
         elif kind == "comma":
             if state != _NEXT or not stack:
-                return _bad(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind)), None
             state = _VALUE if stack[-1] == "[" else _KEY
         else:  # colon
             if state != _COLON:
-                return _bad(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind)), None
             state = _VALUE
     position = re.compile(_WHITESPACE).match(text, position).end()
     if position != len(text) or state != _NEXT or stack:
-        return _bad(text, position), None
-    return None, numbers.refused
+        return _unexpected_at(text, position), None
+    return None, numbers.out_of_range
 
 
-def _bad(text, position):
+def _unexpected_at(text, position):
+    """The Problem of JSON text that goes wrong at position."""
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
     return Problem(NOT_JSON, f"Unexpected input at line {line:,}, column {column:,}.")

@@ -88,20 +88,21 @@ def configured(environ, profile=None, services=None, profile_name=None):
     if not ignored:
         url, source = _configured_url(environ, profile, services or {}, where)
     if url is not None:
-        url = _checked(url, source)
+        url = _checked_url(url, source)
     return Configured(url, source, fips, fips_source, dualstack, dualstack_source)
 
 
-def endpoint_url(region, endpoint_override=None, settings=NOTHING):
-    """The endpoint URL (scheme://host[:port]) for a checked region."""
+def endpoint_url(region, endpoint_override=None, endpoint_settings=NOTHING):
+    """The endpoint URL (scheme://host[:port]) for a checked region; endpoint_settings is
+    what configured() found."""
     if endpoint_override:
         return endpoint_override
-    if settings.fips or settings.dualstack:
-        _check_variant(region, settings)
-    if settings.url is not None:
-        return settings.url
-    host = "lambda-fips" if settings.fips else "lambda"
-    if settings.dualstack:
+    if endpoint_settings.fips or endpoint_settings.dualstack:
+        _check_variant(region, endpoint_settings)
+    if endpoint_settings.url is not None:
+        return endpoint_settings.url
+    host = "lambda-fips" if endpoint_settings.fips else "lambda"
+    if endpoint_settings.dualstack:
         suffix = _OUTPUTS[names.partition_of(region)][0]
     else:
         suffix = names.dns_suffix(region)
@@ -115,14 +116,14 @@ def for_region(backend, region, endpoint_override):
     if endpoint_override:
         return endpoint_override
     cache = backend.settings_cache
-    found = cache.get("endpoints", {}).get(region)
-    if found is None:
-        settings = cache.get("endpoint_settings")
-        if settings is None:
-            settings = cache["endpoint_settings"] = read(backend.credentials, os.environ)
-        found = endpoint_url(region, None, settings)
-        cache.setdefault("endpoints", {})[region] = found
-    return found
+    url = cache.get("endpoints", {}).get(region)
+    if url is None:
+        endpoint_settings = cache.get("endpoint_settings")
+        if endpoint_settings is None:
+            endpoint_settings = cache["endpoint_settings"] = read(backend.credentials, os.environ)
+        url = endpoint_url(region, None, endpoint_settings)
+        cache.setdefault("endpoints", {})[region] = url
+    return url
 
 
 def read(credentials, environ):
@@ -153,6 +154,7 @@ def read(credentials, environ):
 
 
 def _shared_files(environ):
+    """The paths of the shared AWS config and credentials files, as botocore finds them."""
     return (
         _expanded(environ.get("AWS_CONFIG_FILE") or "~/.aws/config"),
         _expanded(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"),
@@ -175,12 +177,14 @@ def _flag(environ, profile, env_name, key, where):
 
 
 def _true(value):
+    """Whether a setting's value is botocore's true."""
     if isinstance(value, bool):
         return value
     return isinstance(value, str) and value.lower() == "true"
 
 
 def _configured_url(environ, profile, services, where):
+    """(URL, where it was set) from the environment or the profile, or (None, None)."""
     for name in (SERVICE_URL_ENV, GLOBAL_URL_ENV):
         if environ.get(name):
             return environ[name], f"{name} in the server's environment"
@@ -213,7 +217,7 @@ def _configured_url(environ, profile, services, where):
     return None, None
 
 
-def _checked(text, source):
+def _checked_url(text, source):
     """scheme://host[:port], as aws_lambda.endpoint_override; returns that normal form."""
     from urllib.parse import urlsplit  # only for a configured endpoint URL
 
@@ -244,24 +248,25 @@ def _checked(text, source):
     )
 
 
-def _check_variant(region, settings):
+def _check_variant(region, endpoint_settings):
     """Refuse FIPS or dual-stack where botocore refuses it for this region. With a
     configured endpoint URL, botocore's rule set ignores both, but its endpoint data
     still has to have the variant."""
     partition = names.partition_of(region)
-    wanted = (settings.fips, settings.dualstack)
+    wanted = (endpoint_settings.fips, endpoint_settings.dualstack)
     _suffix, supports_fips, supports_dualstack = _OUTPUTS[partition]
     allowed = wanted in _VARIANTS[partition] or wanted in _REGION_VARIANTS.get(region, ())
-    if settings.url is None:
+    if endpoint_settings.url is None:
         allowed = (
             allowed
-            and (supports_fips or not settings.fips)
-            and (supports_dualstack or not settings.dualstack)
+            and (supports_fips or not endpoint_settings.fips)
+            and (supports_dualstack or not endpoint_settings.dualstack)
         )
     if allowed:
         return
-    sources = [s for s, on in ((settings.fips_source, settings.fips),
-                               (settings.dualstack_source, settings.dualstack)) if on]
+    sources = [source for source, on in (
+        (endpoint_settings.fips_source, endpoint_settings.fips),
+        (endpoint_settings.dualstack_source, endpoint_settings.dualstack)) if on]
     kind = {(True, False): "a FIPS", (False, True): "a dual-stack",
             (True, True): "a FIPS dual-stack"}[wanted]
     if len(sources) == 2 and sources[0].split(" in ", 1)[1] == sources[1].split(" in ", 1)[1]:

@@ -243,6 +243,7 @@ class Canceled(LambdaError):
         self.sqlstate = sqlstate or QUERY_CANCELED
 
 
+# The result columns of a call that failed, and the error columns of one that did not.
 NO_RESULT = {"status_code": None, "payload": None, "executed_version": None, "log_result": None}
 NO_ERROR = {"error_sqlstate": None, "error_message": None, "error_detail": None, "error_hint": None}
 
@@ -255,6 +256,7 @@ _SENT_RETRIED = (
 
 
 def _joined(*parts):
+    """The parts that are not empty, as one text (a HINT), or None."""
     return " ".join(part for part in parts if part) or None
 
 

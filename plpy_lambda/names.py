@@ -58,8 +58,8 @@ _PARTIAL_ARN = re.compile(
     rf"(?P<account>{_ACCOUNT}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?",
     re.ASCII,
 )
-_BARE = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?", re.ASCII)
-_QUALIFIER_ONLY = re.compile(_QUALIFIER, re.ASCII)
+_BARE_NAME = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?", re.ASCII)
+_QUALIFIER_ALONE = re.compile(_QUALIFIER, re.ASCII)
 
 # Region names by partition, as botocore's partitions.json has them; kept here so
 # that validating a region needs no import. The test suite checks this table
@@ -121,7 +121,7 @@ def parse_function_name(text, argument="function_name"):
         raise BadArgument(argument, "must not be NULL", null=True)
     if text == "":
         raise BadArgument(argument, "must not be empty")
-    for pattern in (_FULL_ARN, _PARTIAL_ARN, _BARE):
+    for pattern in (_FULL_ARN, _PARTIAL_ARN, _BARE_NAME):
         match = pattern.fullmatch(text)
         if match:
             break
@@ -170,7 +170,7 @@ def check_qualifier(qualifier, argument="qualifier"):
     """A version number, $LATEST or an alias name, 1 to 128 characters."""
     if qualifier is None:
         return None
-    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not _QUALIFIER_ONLY.fullmatch(qualifier):
+    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not _QUALIFIER_ALONE.fullmatch(qualifier):
         raise BadArgument(
             argument,
             f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, a version number or '
@@ -200,11 +200,13 @@ def _partition_entry(region):
 
 
 def partition_of(region):
+    """The partition ("aws", "aws-cn", ...) whose region pattern region matches, or None."""
     entry = _partition_entry(region)
     return entry[0] if entry else None
 
 
 def dns_suffix(region):
+    """The DNS suffix of region's partition, for the endpoint's host name."""
     entry = _partition_entry(region)
     if entry is None:
         raise BadArgument("region", f'"{_clip(region)}" is not an AWS region name such as us-east-1')
@@ -265,4 +267,5 @@ def _non_ascii_hint(text):
 
 
 def _clip(text, limit=80):
+    """text as quoted in a message: at most limit characters."""
     return text if len(text) <= limit else text[:limit] + "..."

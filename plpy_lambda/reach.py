@@ -172,7 +172,7 @@ class Route:
             if proxy.authorization:
                 lines.append(f"Proxy-Authorization: {proxy.authorization}")
             try:
-                sock.settimeout(_left(deadline))
+                sock.settimeout(_seconds_left(deadline))
                 sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
                 answer = http.client.HTTPResponse(sock, method="CONNECT")
                 try:
@@ -189,7 +189,7 @@ class Route:
                     retry=answer.status >= 500,  # 502, 503, 504: it could not reach the endpoint
                 )
             try:
-                sock.settimeout(_left(deadline))
+                sock.settimeout(_seconds_left(deadline))
                 tls = self.tls.wrap_socket(sock, server_hostname=self._hostname)
             except (OSError, ValueError) as error:
                 raise self._failed(error) from None
@@ -220,6 +220,7 @@ def route(endpoint, config):
 
 
 def _may_name_a_proxy(environ):
+    """Whether some variable of environ is a *_proxy one (in any case): else no proxy."""
     return any(name[-6:].lower() == "_proxy" for name in environ)
 
 
@@ -266,6 +267,7 @@ def authorization(proxy_url):
 
 
 def _proxy(url, endpoint):
+    """The Proxy for a proxy URL from the environment, checked (LM020 if unusable)."""
     scheme = urlsplit(endpoint).scheme
     variable = f"{scheme.upper()}_PROXY (or {scheme}_proxy)"
     parts = urlsplit(url)
@@ -351,11 +353,13 @@ def cause(error):
     return re.sub(r" \(_ssl\.c:\d+\)", "", text)[:300]
 
 
-def _left(deadline):
+def _seconds_left(deadline):
+    """A socket timeout that ends at deadline (never zero, which would mean non-blocking)."""
     return max(deadline - time.monotonic(), 0.001)
 
 
 def _ascii(host):
+    """host as it is written in a request: IDNA for a name that is not ASCII."""
     try:
         return host.encode("ascii").decode()
     except UnicodeEncodeError:
@@ -363,4 +367,5 @@ def _ascii(host):
 
 
 def _bracketed(host):
+    """host as it is written before ":port": an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host

@@ -33,6 +33,8 @@ log = logging.getLogger("plpy-lambda-relay")
 
 
 class Relay:
+    """One connection that LISTENs and CALLs aws_lambda.deliver(), reconnecting as needed."""
+
     def __init__(self, args):
         self.args = args
         self.call = (f"CALL aws_lambda.deliver(batch_size => {args.batch_size:d}, "
@@ -120,13 +122,13 @@ class Relay:
             threading.Thread(target=self.finish, args=(signal.Signals(signum).name,),
                              daemon=True).start()
 
-    def finish(self, name):
+    def finish(self, signal_name):
         """After a signal: let the CALL in progress end, cancel it after --grace seconds."""
         conn = self.conn
         if self.idle.is_set() or conn is None:
-            log.info("%s: stopping", name)
+            log.info("%s: stopping", signal_name)
             return
-        log.info("%s: stopping after the delivery in progress (at most %g s)", name,
+        log.info("%s: stopping after the delivery in progress (at most %g s)", signal_name,
                  self.args.grace)
         if not self.idle.wait(self.args.grace):
             log.warning("still delivering after %g s: canceling; the batch stays queued",

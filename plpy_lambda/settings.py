@@ -1,4 +1,4 @@
-"""Settings: each value, where it may come from, and who may set it.
+"""The extension's settings (GUCs) read and checked: each value, its source, who may set it.
 
 - aws_lambda.connect_timeout_ms, aws_lambda.request_timeout_ms: any session may set
   them (as on RDS); they only bound that session's own calls. The SQL layer passes
@@ -96,6 +96,7 @@ def events_after_commit(text):
 
 
 def timeouts(connect_text, request_text):
+    """The session's Timeouts, from the texts of its two timeout settings."""
     return Timeouts(
         connect=_milliseconds(CONNECT_TIMEOUT, connect_text, DEFAULT_CONNECT_TIMEOUT_MS) / 1000,
         request=_milliseconds(REQUEST_TIMEOUT, request_text, DEFAULT_REQUEST_TIMEOUT_MS) / 1000,
@@ -103,6 +104,7 @@ def timeouts(connect_text, request_text):
 
 
 def _milliseconds(setting, text, default):
+    """A timeout setting's value in milliseconds: unset is default."""
     if text is None or text.strip() == "":
         return default
     try:
@@ -139,7 +141,7 @@ def _seconds(plpy, text):
 def parse_operator_settings(values, seconds=None):
     """The operator's settings from their texts. `seconds` reads an interval text (None
     when it is not one)."""
-    given = {}
+    given = {}  # the settings the configuration sets; the others keep their defaults
     text = (values.get(MAX_ATTEMPTS) or "").strip()
     if text:
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
@@ -160,11 +162,11 @@ def parse_operator_settings(values, seconds=None):
             given[field] = value
     text = (values.get(MAX_RESPONSE_BYTES) or "").strip()
     if text:
-        given["max_response_bytes"] = _bytes(text)
+        given["max_response_bytes"] = _size_in_bytes(text)
     endpoint = (values.get(ENDPOINT_OVERRIDE) or "").strip() or None
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
-        endpoint = _endpoint(endpoint)
+        endpoint = _endpoint_url(endpoint)
     if role_arn is not None and not re.fullmatch(_ROLE_ARN, role_arn):
         raise BadConfiguration(
             f'{ROLE_ARN} in the server configuration is not an IAM role ARN: "{role_arn[:100]}"',
@@ -173,7 +175,7 @@ def parse_operator_settings(values, seconds=None):
     return OperatorSettings(endpoint_override=endpoint, role_arn=role_arn, **given)
 
 
-def _bytes(text):
+def _size_in_bytes(text):
     """aws_lambda.max_response_bytes: bytes, or PostgreSQL's memory units (kB, MB, GB)."""
     match = re.fullmatch(r"(\d{1,12})\s*(B|kB|MB|GB)?", text)
     value = int(match[1]) * _SIZE_UNITS[match[2] or ""] if match else None
@@ -188,7 +190,7 @@ def _bytes(text):
     return value
 
 
-def _endpoint(text):
+def _endpoint_url(text):
     """aws_lambda.endpoint_override, checked: its normal form scheme://host[:port]."""
     from urllib.parse import urlsplit  # only with an endpoint_override: not otherwise needed
 
