@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 import fixture
-from fixture import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, ROOT, SECRET_KEY, SERVER_ENV  # noqa: F401 (the tests import them from here)
+# The tests import these from here.
+from fixture import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, ROOT, SECRET_KEY, SERVER_ENV  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@
 import math
 from xml.sax.saxutils import escape
 
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 700, 380, 64, 214, 48, 44
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 720, 380, 64, 230, 48, 44
 SERIES = [  # (index in a sweep row, label, colour, dash)
     (1, "floor, pgbench -c N", "#888888", "6 4"),
     (0, "invoke, pgbench -c N", "#1f77b4", None),
@@ -17,12 +17,13 @@ def svg(sweep, title, subtitle):
     """sweep: {N: [invoke, floor, invoke_many, deliver]} in calls/s."""
     ns = sorted(sweep)
     top = max(max(row) for row in sweep.values())
-    step = 10 ** math.floor(math.log10(top)) / 2
+    magnitude = 10 ** math.floor(math.log10(top / 5))
+    step = next(k * magnitude for k in (1, 2, 5, 10) if k * magnitude >= top / 5)  # 5 or fewer gridlines
     ymax = math.ceil(top / step) * step
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
-    def x(i):
-        return LEFT + (plot_w * i / (len(ns) - 1) if len(ns) > 1 else plot_w / 2)
+    def x(i):  # the concurrencies evenly spaced, 24 px in from the plot's sides
+        return LEFT + 24 + ((plot_w - 48) * i / (len(ns) - 1) if len(ns) > 1 else plot_w / 2 - 24)
 
     def y(value):
         return TOP + plot_h * (1 - value / ymax)

@@ -88,7 +88,9 @@ class Run:
             [os.path.join(self.cluster.bindir, "pgbench"), "-h", self.cluster.socket_dir, "-p",
              str(self.cluster.port), "-U", "postgres", "-n", "-f", script, "-c", str(clients),
              "-j", str(min(2, clients)), "-T", str(seconds), "-P", "1", "postgres"],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"pgbench -c {clients} failed: {run.stderr[-1500:]}")
         per_second = [(float(at), float(tps)) for at, tps in
                       re.findall(r"^progress: ([\d.]+) s, ([\d.]+) tps", run.stderr, re.M)]
         tps = float(re.search(r"^tps = ([\d.]+)", run.stdout, re.M).group(1))

@@ -36,7 +36,8 @@ def run(bench):
 
 
 def queueing_cost(bench):
-    n, rows, repeats = bench.count("queue_statements"), bench.count("queue_bulk_rows"), bench.count("queue_bulk_repeats")
+    n, rows = bench.count("queue_statements"), bench.count("queue_bulk_rows")
+    repeats = bench.count("queue_bulk_repeats")
     one = [[], [], []]  # plain, queued, SELECT 1
     with bench.connect() as conn:
         # Ordinary (logged) tables, as aws_lambda.deliveries is: a temporary table writes no WAL.

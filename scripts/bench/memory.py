@@ -49,8 +49,8 @@ def run(bench):
             for again in (False, True):
                 conn.execute(sql)
                 rss, hwm = memory_kb(pid)
-                rows.append(["  the same again, same connection" if again else label,
-                             f"{(hwm - hwm0) / 1024:+.1f} MB", f"{(rss - rss0) / 1024:+.1f} MB", f"{hwm / 1024:.1f} MB"])
+                rows.append(["  the same again, same connection" if again else label, f"{(hwm - hwm0) / 1024:+.1f} MB",
+                             f"{(rss - rss0) / 1024:+.1f} MB", f"{hwm / 1024:.1f} MB"])
                 peaks.append(hwm)
         time.sleep(0.1)
     print()
