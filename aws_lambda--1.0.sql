@@ -57,7 +57,7 @@ SET search_path = pg_catalog, pg_temp
 AS $py$
 if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
-return GD["plpy_lambda.sql"].invoke(
+return GD["plpy_lambda.sql"].invoke_one(
     plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
     composite_region, from_composite, connect_timeout, request_timeout, conf_load_time,
     events_after_commit, result_type)
@@ -154,7 +154,9 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json') AS r
-WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+-- _no_error (which raises) runs only for a row that carries an error
+WHERE r.error_sqlstate IS NULL
+   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -179,7 +181,9 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb') AS r
-WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+-- _no_error (which raises) runs only for a row that carries an error
+WHERE r.error_sqlstate IS NULL
+   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -203,7 +207,9 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json') AS r
-WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+-- _no_error (which raises) runs only for a row that carries an error
+WHERE r.error_sqlstate IS NULL
+   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -227,7 +233,9 @@ FROM aws_lambda_internal._invoke_py(
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb') AS r
-WHERE aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+-- _no_error (which raises) runs only for a row that carries an error
+WHERE r.error_sqlstate IS NULL
+   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
 $$;
 
 -- invoke_many: the same function for every payload, at most max_concurrency at a time.

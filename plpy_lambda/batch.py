@@ -1,4 +1,4 @@
-"""Many invocations at once: up to max_concurrency calls in flight, outcomes in input order.
+"""Many invocations at once: up to max_concurrency in flight in one loop, outcomes in input order.
 
 Serves invoke_many (one function, many payloads) and commit-time delivery (one
 claimed batch of queued invocations). Each outcome stands alone: one failed call
@@ -6,22 +6,28 @@ does not hide the others. At most max_concurrency requests are in flight and at
 most BUFFER_FACTOR times that many finished outcomes wait for an earlier one, so a
 batch of 10,000 calls holds little beyond its input.
 
-Each call has its own deadline (connect + request timeout from its start), as in
-invoke: past it (and interrupts.GRACE), the call is abandoned and its outcome is
-LM002. A cancel or statement_timeout stops the whole batch: interrupts are checked
-before each call is started and at least every SLICE however the batch flows, so
-calls not yet started are never sent and the ERROR is the usual one.
+The calls (client.Call) run on the backend's own thread: one poll over all their
+sockets, and over the pipe that worker threads write to when a connection they
+were making is ready. Each call has its own deadline (connect + request timeout
+from its start), as in invoke: past it, its outcome is LM002. A cancel or
+statement_timeout stops the whole batch: interrupts are checked before each round
+of calls is started and at least every SLICE however the batch flows, so calls not
+yet started are never sent, the connections of those in flight are closed, and the
+ERROR is the usual one.
 """
+
+from __future__ import annotations
 
 import heapq
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
 
-from plpy_lambda import errors, invoke
+from plpy_lambda import client, errors, invoke
 from plpy_lambda.errors import BadArgument
-from plpy_lambda.interrupts import GRACE, MAX_WORKERS, SLICE
+from plpy_lambda.interrupts import MAX_WORKERS, SLICE
 
 BUFFER_FACTOR = 8  # finished outcomes kept waiting for an earlier one, per unit of concurrency
+
+_ON_SOCKET = (client.SENDING, client.READING)
 
 
 def check_concurrency(max_concurrency):
@@ -32,49 +38,124 @@ def check_concurrency(max_concurrency):
     return max_concurrency
 
 
-def run(plpy, backend, calls, timeouts, operator, max_concurrency):
+class _Loop:
+    """The calls in flight: which socket is whose, and when each must be looked at."""
+
+    def __init__(self, workers):
+        self.waiter = client.Waiter()
+        self.workers = workers
+        self.waiter.set(workers.pipe(), client._IN)
+        self.by_fd = {}  # fd -> Call on that socket
+        self.registered = {}  # Call -> the fd it is registered with
+        self.connecting = set()  # Calls whose connection a worker is making
+        self.timers = []  # heap of (wake_at, sequence, Call)
+        self.pushed = {}  # Call -> the wake_at in timers
+        self.sequence = 0
+
+    def track(self, call):
+        """Note call's state after anything happened to it; True when it is done."""
+        old = self.registered.get(call, -1)
+        new = call.fd if call.outcome is None and call.state in _ON_SOCKET else -1
+        if old != new:
+            if old >= 0 and self.by_fd.get(old) is call:
+                del self.by_fd[old]
+                self.waiter.forget(old)
+            if new >= 0:
+                self.by_fd[new] = call
+                self.registered[call] = new
+            else:
+                self.registered.pop(call, None)
+        if new >= 0:
+            self.waiter.set(new, call.events or client._IN)
+        if call.job is not None:
+            self.connecting.add(call)
+        else:
+            self.connecting.discard(call)
+        if call.outcome is not None:
+            self.pushed.pop(call, None)
+            return True
+        if self.pushed.get(call) != call.wake_at:
+            self.pushed[call] = call.wake_at
+            self.sequence += 1
+            heapq.heappush(self.timers, (call.wake_at, self.sequence, call))
+        return False
+
+    def forget(self, call):
+        fd = self.registered.pop(call, -1)
+        if fd >= 0 and self.by_fd.get(fd) is call:
+            del self.by_fd[fd]
+            self.waiter.forget(fd)
+        self.connecting.discard(call)
+        self.pushed.pop(call, None)
+
+    def next_wake(self):
+        timers = self.timers
+        while timers and self.pushed.get(timers[0][2]) != timers[0][0]:
+            heapq.heappop(timers)  # stale
+        return timers[0][0] if timers else None
+
+    def due(self, now):
+        """The calls whose wake_at has come."""
+        timers, out = self.timers, []
+        while timers and timers[0][0] <= now:
+            wake_at, _sequence, call = heapq.heappop(timers)
+            if self.pushed.get(call) == wake_at:
+                del self.pushed[call]
+                out.append(call)
+        return out
+
+
+def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency):
     """Yield (key, outcome) in the order of `calls`.
 
     `calls` yields (key, Invocation) or (key, LambdaError) for a call that could not be
     built; an outcome is invoke's result dict or the LambdaError of that call.
     """
+    transport = backend.transport
+    checker = backend.checker(plpy)
+    limit = getattr(operator_settings, "max_response_bytes", client.MAX_RESPONSE_BYTES)
     items = enumerate(calls)
     buffer_limit = BUFFER_FACTOR * max_concurrency
-    in_flight = {}  # future -> (position, key, call, region, endpoint)
-    deadlines = []  # heap of (deadline, sequence, future) of the calls in flight
+    loop = _Loop(transport.workers)
+    in_flight = set()
     done = {}  # position -> (key, outcome), possibly finished ahead of an earlier call
     next_out, exhausted = 0, False
-    checked_at = time.monotonic()
 
-    def check(plpy):
-        nonlocal checked_at
-        backend.waiter.check_interrupts(plpy)
-        checked_at = time.monotonic()
+    def finished(call):
+        in_flight.discard(call)
+        loop.forget(call)
+        position, key, invocation, region = call.key
+        done[position] = (key, _outcome(invocation, region, call))
 
-    backend.transport.tidy()
-    backend.waiter.release_idle()
+    transport.tidy()
     try:
         while True:
-            if time.monotonic() - checked_at >= SLICE:  # however the batch flows
-                check(plpy)
-            while not exhausted and len(in_flight) < max_concurrency and len(done) < buffer_limit:
-                item = next(items, None)
-                if item is None:
-                    exhausted = True
-                    break
-                position, (key, call) = item
-                if isinstance(call, errors.LambdaError):
-                    done[position] = (key, call)
-                    continue
-                try:
-                    request, region = invoke.prepare(backend, call, operator)
-                except errors.LambdaError as error:
-                    done[position] = (key, error)
-                    continue
-                check(plpy)  # a cancel that has arrived stops the batch before this call
-                future, deadline = invoke.start(backend, request, timeouts, operator)
-                in_flight[future] = (position, key, call, region, request.endpoint)
-                heapq.heappush(deadlines, (deadline, position, future))
+            now = time.monotonic()
+            checker.due(now)  # however the batch flows
+            if not exhausted and len(in_flight) < max_concurrency and len(done) < buffer_limit:
+                checker.check()  # a cancel that has arrived stops the batch before these calls
+                while len(in_flight) < max_concurrency and len(done) < buffer_limit:
+                    item = next(items, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    position, (key, invocation) = item
+                    if isinstance(invocation, errors.LambdaError):
+                        done[position] = (key, invocation)
+                        continue
+                    try:
+                        request, region = invoke.prepare(backend, invocation, operator_settings)
+                    except errors.LambdaError as error:
+                        done[position] = (key, error)
+                        continue
+                    deadline = time.monotonic() + timeouts.total
+                    call = client.Call(transport, request, operator_settings.role_arn, timeouts, deadline,
+                                       limit)
+                    call.key = (position, key, invocation, region)
+                    in_flight.add(call)
+                    call.begin(time.monotonic())
+                    if loop.track(call):
+                        finished(call)
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
@@ -82,34 +163,39 @@ def run(plpy, backend, calls, timeouts, operator, max_concurrency):
                 if exhausted and not done:
                     return
                 continue
-            while deadlines and deadlines[0][2] not in in_flight:
-                heapq.heappop(deadlines)  # finished
-            left = deadlines[0][0] + GRACE - time.monotonic()
-            finished, _ = wait(list(in_flight), timeout=min(SLICE, max(left, 0)),
-                               return_when=FIRST_COMPLETED)
-            check(plpy)
-            for future in finished:
-                position, key, call, region, _endpoint = in_flight.pop(future)
-                done[position] = (key, _outcome(call, region, future))
             now = time.monotonic()
-            while deadlines and deadlines[0][0] + GRACE <= now:
-                _deadline, _position, future = heapq.heappop(deadlines)
-                if future not in in_flight:
+            wake = loop.next_wake()
+            wait = checker.checked_at + SLICE - now
+            if wake is not None:
+                wait = min(wait, wake - now)
+            ready = loop.waiter.wait(wait) if wait > 0 else loop.waiter.wait(0)
+            now = time.monotonic()
+            for fd, events in ready:
+                if fd == loop.workers.wake_fd:
+                    loop.workers.drain()
+                    for call in [c for c in loop.connecting if c.job.done]:
+                        call.on_connected(now)
+                        if loop.track(call):
+                            finished(call)
                     continue
-                position, key, call, region, endpoint = in_flight.pop(future)
-                if future.done():
-                    done[position] = (key, _outcome(call, region, future))
+                call = loop.by_fd.get(fd)
+                if call is None or call.outcome is not None or call.state not in _ON_SOCKET:
                     continue
-                future.cancel()  # abandons it: its socket is shut down
-                done[position] = (key, errors.request_timed_out(endpoint, timeouts.request,
-                                                                sent=future.call.sent))
+                call.on_ready(now, events)
+                if loop.track(call):
+                    finished(call)
+            for call in loop.due(time.monotonic()):
+                if call.outcome is None:
+                    call.on_timer(time.monotonic())
+                if loop.track(call):
+                    finished(call)
     finally:
-        for future in in_flight:
-            future.cancel()
+        for call in in_flight:
+            call.abandon()
 
 
-def _outcome(call, region, future):
+def _outcome(invocation, region, call):
     try:
-        return invoke.result_of(call, region, future.result())
+        return invoke.result_of(invocation, region, call.result())
     except errors.LambdaError as error:
         return error

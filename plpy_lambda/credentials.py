@@ -1,23 +1,41 @@
-"""Credentials and the default region, from the server process's AWS configuration.
+"""The server's AWS credentials and default region, as the AWS SDK finds them.
 
 The standard botocore chain of the server process (environment, the OS user's
 shared files, web identity, container and instance metadata), optionally used to
 assume the operator's aws_lambda.role_arn with credentials that refresh before
 they expire. One botocore session per backend, created on first use.
-Keys in the server's environment are read directly (no botocore import).
+Keys in the server's environment are read directly (no botocore import), once per
+backend: a server process's environment does not change while it runs.
 Secrets stay inside the credential objects and the request signature.
 """
 
+from __future__ import annotations
+
 import os
 import threading
-from collections import namedtuple
 
 from plpy_lambda import errors
 
 ROLE_SESSION_NAME = "aws_lambda-postgresql"
 
-# The shape of botocore's frozen credentials.
-Frozen = namedtuple("Frozen", "access_key secret_key token")
+
+class Frozen:
+    """The shape of botocore's frozen credentials: access_key, secret_key, token."""
+
+    __slots__ = ("access_key", "secret_key", "token")
+
+    def __init__(self, access_key, secret_key, token):
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.token = token
+
+    def __eq__(self, other):
+        return isinstance(other, Frozen) and (
+            (self.access_key, self.secret_key, self.token)
+            == (other.access_key, other.secret_key, other.token))
+
+    def __hash__(self):
+        return hash((self.access_key, self.secret_key, self.token))
 
 
 def environment_credentials():
@@ -37,6 +55,8 @@ class CredentialSource:
         self._session = None
         self._base = None
         self._assumed = {}
+        self._environment = False  # not read yet; then Frozen or None
+        self._region = False  # not read yet
 
     def _botocore_session(self):
         if self._session is None:
@@ -49,9 +69,10 @@ class CredentialSource:
 
     def default_region(self):
         """The server's region: AWS_REGION, AWS_DEFAULT_REGION, then the shared config."""
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            return region
+        if self._region is False:
+            self._region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if self._region:
+            return self._region
         with self._lock:
             return self._botocore_session().get_config_variable("region")
 
@@ -70,7 +91,9 @@ class CredentialSource:
     def get(self, role_arn, region):
         """Frozen credentials (access key, secret key, token) for one request."""
         if not role_arn:
-            static = environment_credentials()
+            static = self._environment
+            if static is False:
+                static = self._environment = environment_credentials()
             if static is not None:
                 return static
         import botocore.exceptions

@@ -1,22 +1,22 @@
-"""Waiting for network work without making the backend deaf to PostgreSQL.
+"""Waiting for the network without making the backend deaf to PostgreSQL.
 
 A Python call blocked on a socket never reaches PostgreSQL's interrupt check, so
-statement_timeout and pg_cancel_backend() would wait for it. The network work
-runs in a worker thread instead; the backend's own thread waits in short slices
-and, between them, runs a trivial prepared query, which checks for interrupts.
-A cancel arrives there as plpy.SPIError and leaves as errors.Canceled.
-Only the backend's thread touches plpy; workers run with every signal blocked,
-so PostgreSQL's signal handlers always run on the backend's thread.
+statement_timeout and pg_cancel_backend() would wait for it. The backend's own
+thread therefore never blocks for long: it waits on its sockets in slices of at
+most SLICE seconds and, at least every SLICE, runs a trivial prepared query
+(Checker.check), which checks for interrupts. A cancel arrives there as
+plpy.SPIError and leaves as errors.Canceled. Only the backend's thread touches plpy.
 
-A call the backend stops waiting for (canceled, past its deadline, or its
-future canceled) is abandoned: if it has not started it never will, the socket
-it uses is shut down, and its worker checks before it connects or sends, so an
-abandoned call is never sent afterwards and holds no thread or socket for long.
-This matters because PL/Python holds the GIL while the backend is idle: a worker
-only moves on while some later call waits, possibly long after the cancel.
+What cannot be done without blocking (a DNS lookup, connecting through reach.py's
+proxies and TLS handshakes) runs in a worker thread (Workers): each connection
+being made has a thread of its own, so a batch's connections are made in parallel,
+and a slow one holds up no other. Workers run with every signal blocked, so
+PostgreSQL's signal handlers always run on the backend's thread. A worker that
+finishes writes a byte to a pipe the backend waits on with its sockets.
 
-The backend waits for a call until its deadline and GRACE more (the worker's own
-timeout, which knows whether the request was sent, ends it at the deadline).
+A job the backend stops waiting for (canceled, past its deadline) is abandoned:
+its worker closes what it made when it ends. A connect in progress ends within
+aws_lambda.connect_timeout_ms, and the connection is never used.
 
 Worker threads: started as needed, up to MAX_WORKERS. Once no more than
 FLOOR_WORKERS have been busy at once for IDLE_SECONDS, the others end: the
@@ -24,196 +24,43 @@ backend asks them to as its next call starts (it cannot run timers while idle,
 as PL/Python holds the GIL then), and they end during that call's first wait.
 """
 
-import collections
+from __future__ import annotations
+
+import os
 import signal
-import socket
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 
 from plpy_lambda import errors
 
 SLICE = 0.02  # seconds between interrupt checks
-GRACE = 0.01  # seconds past a call's deadline before the backend stops waiting for it
+GRACE = 0.01  # seconds past a call's deadline before the backend stops waiting for its connect
 MAX_WORKERS = 64
 FLOOR_WORKERS = 4  # threads kept however long they are idle
 IDLE_SECONDS = 5.0  # the others end once no more than FLOOR_WORKERS were busy this long
 
 
-class _Workers:
-    """A thread pool whose threads start with every signal blocked, and end when idle.
+class Checker:
+    """The interrupt check of one backend: a prepared trivial query."""
 
-    A new thread inherits the signal mask of the thread that starts it, so the mask
-    is blocked around thread creation only, which happens when no worker is idle.
+    __slots__ = ("plpy", "_plan", "checked_at")
 
-    Idle threads wait without a timeout: a timed wait that ends while the backend is
-    idle would have the thread wake every few milliseconds asking for the GIL, which
-    PL/Python holds then. Instead release_idle(), called by the backend as a call
-    starts, ends the threads beyond the floor once no more than `floor` have been
-    busy at once for idle_seconds.
-    """
+    def __init__(self, plpy):
+        self.plpy = plpy
+        self._plan = None
+        self.checked_at = time.monotonic()
 
-    _ALL_SIGNALS = signal.valid_signals()
+    def check(self):
+        """Raise errors.Canceled if PostgreSQL has a cancel or timeout pending."""
+        if self._plan is None:
+            self._plan = self.plpy.prepare("SELECT 1")
+        execute(self.plpy, self._plan)
+        self.checked_at = time.monotonic()
 
-    def __init__(self, max_workers, floor, idle_seconds, name):
-        self._max = max_workers
-        self._floor = floor
-        self._idle_seconds = idle_seconds
-        self._name = name
-        self._work = threading.Condition(threading.Lock())
-        self._queue = collections.deque()  # (future, fn, args)
-        self._threads = 0
-        self._waiting = 0  # threads waiting for work
-        self._busy = 0  # threads running a call
-        self._wide_at = time.monotonic()  # when more than `floor` were last busy at once
-        self._retire = 0  # idle threads asked to end
-        self._started = 0
-
-    def submit(self, future, fn, *args):
-        """Run fn(*args) in a worker; its outcome goes to future (a new Future)."""
-        with self._work:
-            self._queue.append((future, fn, args))
-            if self._waiting >= len(self._queue) or self._threads >= self._max:
-                self._work.notify()
-                return future
-            self._threads += 1
-            self._started += 1
-            number = self._started
-        try:
-            self._start(number)
-        except BaseException:
-            with self._work:
-                self._threads -= 1
-                try:
-                    self._queue.remove((future, fn, args))
-                except ValueError:
-                    pass
-            raise
-        return future
-
-    def release_idle(self):
-        """End the threads beyond the floor if no more than `floor` have been busy at
-        once for idle_seconds. They end as soon as they get the GIL."""
-        with self._work:
-            surplus = self._threads - self._floor - self._retire
-            if surplus > 0 and time.monotonic() - self._wide_at >= self._idle_seconds:
-                self._retire += surplus
-                self._work.notify_all()
-
-    def _start(self, number):
-        thread = threading.Thread(target=self._serve, name=f"{self._name}_{number}", daemon=True)
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, self._ALL_SIGNALS)
-        try:
-            thread.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    def _serve(self):
-        while True:
-            with self._work:
-                while not self._queue:
-                    if self._retire:
-                        if (self._threads > self._floor
-                                and time.monotonic() - self._wide_at >= self._idle_seconds):
-                            self._retire -= 1
-                            self._threads -= 1
-                            return
-                        self._retire = 0  # busy again since it was asked
-                    self._waiting += 1
-                    try:
-                        self._work.wait()
-                    finally:
-                        self._waiting -= 1
-                future, fn, args = self._queue.popleft()
-                self._busy += 1
-                if self._busy > self._floor:
-                    self._wide_at = time.monotonic()
-            try:
-                if future.set_running_or_notify_cancel():
-                    try:
-                        result = fn(*args)
-                    except BaseException as error:
-                        future.set_exception(error)
-                        del error
-                    else:
-                        future.set_result(result)
-                        del result
-            finally:
-                with self._work:
-                    if self._busy > self._floor:
-                        self._wide_at = time.monotonic()
-                    self._busy -= 1
-            del future, fn, args
-
-    @property
-    def threads(self):
-        with self._work:
-            return self._threads
-
-
-class Waiter:
-    """The worker threads of one backend, and the interrupt check."""
-
-    def __init__(self):
-        self._workers = _Workers(MAX_WORKERS, FLOOR_WORKERS, IDLE_SECONDS, "plpy_lambda")
-        self._check_plan = None
-
-    def submit(self, fn, *args):
-        """Start fn in a worker thread. The future's cancel() also abandons it if running;
-        its `call` says whether the request was being sent."""
-        future = _CallFuture(Call())
-        return self._workers.submit(future, _run, future.call, fn, args)
-
-    def wait(self, plpy, future, deadline, on_deadline):
-        """The future's result, checking for interrupts every SLICE seconds.
-
-        Past the deadline (plus GRACE for the worker's own timeout to end the call),
-        raises on_deadline(sent), sent saying whether the request was being sent.
-        Either way out but a result abandons the call.
-        """
-        try:
-            while True:
-                left = deadline + GRACE - time.monotonic()
-                try:
-                    return future.result(timeout=min(SLICE, max(left, 0)))
-                except FutureTimeout:
-                    pass
-                self.check_interrupts(plpy)
-                if left <= 0:
-                    raise on_deadline(future.call.sent)
-        except BaseException:
-            if not future.done():
-                future.cancel()
-            raise
-
-    def release_idle(self):
-        """As a call starts: end the worker threads no longer needed (see _Workers)."""
-        self._workers.release_idle()
-
-    def check_interrupts(self, plpy):
-        if self._check_plan is None:
-            self._check_plan = plpy.prepare("SELECT 1")
-        execute(plpy, self._check_plan)
-
-    @property
-    def threads(self):
-        """How many worker threads are running."""
-        return self._workers.threads
-
-
-class _CallFuture(Future):
-    """A submitted call's future: cancel() also abandons the call. (A subclass, not a
-    closure set on the future, which would make a reference cycle that keeps the
-    answer alive until Python's cyclic garbage collector runs.)"""
-
-    def __init__(self, call):
-        super().__init__()
-        self.call = call
-
-    def cancel(self):
-        self.call.abandon()
-        return super().cancel()
+    def due(self, now):
+        """Check if SLICE has passed since the last check."""
+        if now - self.checked_at >= SLICE:
+            self.check()
 
 
 def execute(plpy, plan, values=()):
@@ -225,66 +72,206 @@ def execute(plpy, plan, values=()):
         raise errors.Canceled(getattr(error, "sqlstate", None), str(error)) from None
 
 
-class Abandoned(Exception):
-    """Raised in a worker whose call was abandoned, instead of sending anything."""
+class Job:
+    """A function run by a worker: its outcome, and whether the backend still wants it."""
 
+    __slots__ = ("_fn", "_args", "_workers", "_worker", "_lock", "done", "result", "error",
+                 "abandoned", "discard")
 
-class Call:
-    """One submitted call: the backend may abandon it; its worker notices."""
-
-    def __init__(self):
+    def __init__(self, workers, fn, args, discard):
+        self._fn = fn
+        self._args = args
+        self._workers = workers
+        self._worker = None
         self._lock = threading.Lock()
-        self._abandoned = False
-        self._socket = None
-        self.sent = False  # a request was (being) written
+        self.done = False
+        self.result = None
+        self.error = None
+        self.abandoned = False
+        self.discard = discard  # closes a result nobody wants
+
+    def _run(self):
+        try:
+            result, error = self._fn(*self._args), None
+        except BaseException as caught:  # handed to the backend's thread, which raises it
+            result, error = None, caught
+        with self._lock:
+            self.result, self.error, self.done = result, error, True
+            abandoned = self.abandoned
+        if abandoned:
+            self._drop()
+        else:
+            self._workers.wake()
+
+    def collect(self):
+        """The result (or raise the error) of a done job; its worker is free again."""
+        self._workers.release(self._worker)
+        self._worker = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        result, self.result = self.result, None
+        return result
 
     def abandon(self):
-        """Stop the call: shut down the socket it uses (a blocked read or write ends)."""
+        """The backend no longer waits: whatever the job made is closed."""
         with self._lock:
-            self._abandoned = True
-            sock, self._socket = self._socket, None
-        if sock is not None:
+            self.abandoned = True
+            done = self.done
+        if done:
+            self._drop()
+
+    def _drop(self):
+        result, self.result, self.error = self.result, None, None
+        worker, self._worker = self._worker, None
+        if result is not None and self.discard is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
+                self.discard(result)
+            except Exception:  # a socket that will not close cleanly is closed anyway
                 pass
+        if worker is not None:
+            self._workers.release(worker)
 
-    def watch(self, sock):
-        """Raise Abandoned if the call was abandoned, else let abandon() shut sock down."""
+
+class _Worker:
+    __slots__ = ("job", "ready")
+
+    def __init__(self):
+        self.job = None
+        self.ready = threading.Condition(threading.Lock())
+
+
+class Workers:
+    """Threads for blocking jobs, one per job in progress, that end when idle.
+
+    A job goes to a thread that no job holds (a job holds its thread until the backend
+    collects it, or until it ends after being abandoned), else to a new thread. A new
+    thread inherits the signal mask of the thread that starts it, so the mask is
+    blocked around thread creation only.
+
+    Idle threads wait without a timeout: a timed wait that ends while the backend is
+    idle would have the thread wake every few milliseconds asking for the GIL, which
+    PL/Python holds then. Instead release_idle(), called by the backend as a call
+    starts, ends the threads beyond the floor once no more than `floor` have been
+    busy at once for idle_seconds.
+    """
+
+    _ALL_SIGNALS = signal.valid_signals()
+
+    def __init__(self, max_workers=MAX_WORKERS, floor=FLOOR_WORKERS, idle_seconds=IDLE_SECONDS,
+                 name="plpy_lambda"):
+        self._max = max_workers
+        self._floor = floor
+        self._idle_seconds = idle_seconds
+        self._name = name
+        self._lock = threading.Lock()
+        self._idle = []  # _Worker waiting for a job, most recently used last
+        self._threads = 0
+        self._busy = 0
+        self._started = 0
+        self._wide_at = time.monotonic()  # when more than `floor` were last busy at once
+        self.wake_fd = None  # the backend waits on it with its sockets
+        self._wake_write = None
+
+    def pipe(self):
+        """The file descriptor a finished job makes readable (see drain)."""
+        if self.wake_fd is None:
+            read, write = os.pipe()
+            os.set_blocking(read, False)
+            os.set_blocking(write, False)
+            self.wake_fd, self._wake_write = read, write
+        return self.wake_fd
+
+    def wake(self):
+        try:
+            os.write(self._wake_write, b"\0")
+        except OSError:  # full: the backend has wake-ups pending already
+            pass
+
+    def drain(self):
+        """Read the wake-ups (the backend, when wake_fd is readable)."""
+        try:
+            while os.read(self.wake_fd, 4096):
+                pass
+        except OSError:
+            pass
+
+    def start(self, fn, *args, discard=None):
+        """Run fn(*args) in a thread of its own; returns the Job. Raises if no thread
+        can be had (MAX_WORKERS busy cannot happen: batches are bounded by it)."""
+        self.pipe()
+        job = Job(self, fn, args, discard)
         with self._lock:
-            if self._abandoned:
-                raise Abandoned()
-            self._socket = sock
-            if sock is not None:
-                self.sent = True
+            worker = self._idle.pop() if self._idle else None
+            self._busy += 1
+            if self._busy > self._floor:
+                self._wide_at = time.monotonic()
+            if worker is None:
+                self._threads += 1
+                self._started += 1
+                number = self._started
+        if worker is None:
+            worker = _Worker()
+            try:
+                self._spawn(worker, number)
+            except BaseException:
+                with self._lock:
+                    self._threads -= 1
+                    self._busy -= 1
+                raise
+        job._worker = worker
+        with worker.ready:
+            worker.job = job
+            worker.ready.notify()
+        return job
 
-    def done(self):
-        """The worker is finished with its socket (it may be idle in the pool now)."""
+    def release(self, worker):
+        if worker is None:
+            return
         with self._lock:
-            self._socket = None
+            if self._busy > self._floor:
+                self._wide_at = time.monotonic()
+            self._busy -= 1
+            self._idle.append(worker)
 
+    def release_idle(self):
+        """End the threads beyond the floor if no more than `floor` have been busy at
+        once for idle_seconds. They end as soon as they get the GIL."""
+        with self._lock:
+            surplus = self._threads - self._floor
+            if surplus <= 0 or time.monotonic() - self._wide_at < self._idle_seconds:
+                return
+            leaving = self._idle[:surplus]  # the least recently used
+            del self._idle[:surplus]
+            self._threads -= len(leaving)
+        for worker in leaving:
+            with worker.ready:
+                worker.job = False
+                worker.ready.notify()
 
-_current = threading.local()
+    def _spawn(self, worker, number):
+        thread = threading.Thread(target=self._serve, args=(worker,),
+                                  name=f"{self._name}_{number}", daemon=True)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, self._ALL_SIGNALS)
+        try:
+            thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
+    @staticmethod
+    def _serve(worker):
+        while True:
+            with worker.ready:
+                while worker.job is None:
+                    worker.ready.wait()
+                job, worker.job = worker.job, None
+            if job is False:
+                return
+            job._run()
+            del job
 
-def watch(sock=None):
-    """In a worker, before connecting (sock None) or sending on sock: see Call.watch."""
-    call = getattr(_current, "call", None)
-    if call is not None:
-        call.watch(sock)
-
-
-def unwatch():
-    """In a worker, before its socket goes back to the pool for other calls to use."""
-    call = getattr(_current, "call", None)
-    if call is not None:
-        call.done()
-
-
-def _run(call, fn, args):
-    _current.call = call
-    try:
-        return fn(*args)
-    finally:
-        _current.call = None
-        call.done()
+    @property
+    def threads(self):
+        """How many worker threads are running."""
+        with self._lock:
+            return self._threads

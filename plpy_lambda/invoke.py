@@ -1,5 +1,7 @@
 """One invocation: a checked Invocation in, a result row out (or a LambdaError)."""
 
+from __future__ import annotations
+
 import json
 import time
 
@@ -9,43 +11,34 @@ from plpy_lambda.errors import BadArgument, BadConfiguration
 USER_AGENT = "aws_lambda-postgresql/1.0"
 
 
-def prepare(backend, call, operator):
-    """The request for one checked call, and the region it goes to."""
-    region = call.region or _server_region(backend)
-    endpoint = endpoints.for_region(backend, region, operator.endpoint_override)
-    request = client.Request(
-        endpoint=endpoint,
-        region=region,
-        function=call.function.path_name(),
-        qualifier=call.qualifier,
-        headers=request_headers(call),
-        body=call.payload,
-    )
+def prepare(backend, call, operator_settings, body=None):
+    """The request for one checked call (with body instead of its payload, when given),
+    and the region it goes to. What a call's arguments decide (the region, the endpoint,
+    the headers) is worked out once per backend and endpoint override."""
+    key = (call.function_name, call.region, call.qualifier, call.invocation_type, call.log_type,
+           call.client_context, operator_settings.endpoint_override)
+    found = backend.requests.get(key)
+    if found is None:
+        region = call.region or _server_region(backend)
+        endpoint = endpoints.for_region(backend, region, operator_settings.endpoint_override)
+        found = (endpoint, region, call.function.path_name(), request_headers(call))
+        if len(backend.requests) >= 256:
+            backend.requests.clear()
+        backend.requests[key] = found
+    endpoint, region, function, headers = found
+    request = client.Request(endpoint, region, function, call.qualifier, headers,
+                             call.payload if body is None else body)
     return request, region
 
 
-def start(backend, request, timeouts, operator):
-    """Send the request from a worker thread; returns the future and its deadline
-    (connect + request timeout from now: the call's whole time)."""
-    deadline = time.monotonic() + timeouts.total
-    future = backend.waiter.submit(
-        backend.transport.send, request, operator.role_arn, timeouts, deadline,
-        getattr(operator, "max_response_bytes", client.MAX_RESPONSE_BYTES),
-    )
-    return future, deadline
-
-
-def run(plpy, backend, call, timeouts, operator):
+def run(plpy, backend, call, timeouts, operator_settings, body=None):
+    """Send one call (with body instead of its payload, when given) and wait for it,
+    on the backend's thread: its result row (see result_of), or its LambdaError."""
     backend.transport.tidy()
-    backend.waiter.release_idle()
-    request, region = prepare(backend, call, operator)
-    future, deadline = start(backend, request, timeouts, operator)
-    response = backend.waiter.wait(
-        plpy,
-        future,
-        deadline,
-        lambda sent: errors.request_timed_out(request.endpoint, timeouts.request, sent=sent),
-    )
+    request, region = prepare(backend, call, operator_settings, body)
+    response = backend.transport.run(
+        request, operator_settings.role_arn, timeouts, time.monotonic() + timeouts.total,
+        operator_settings.max_response_bytes, backend.checker(plpy))
     return result_of(call, region, response)
 
 

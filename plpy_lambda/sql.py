@@ -1,38 +1,75 @@
-"""Entry points of the SQL functions. Each gets plpy and GD passed in.
+"""Entry points of the SQL functions: arguments in from SQL, rows (with error columns) out.
 
-Failures come back as error columns, never as Python exceptions, so that the SQL
-layer can raise them with RDS's exact message, DETAIL and a SQLSTATE of ours
-(an exception leaving PL/Python is always printed as "Type: message").
+Each gets plpy and GD passed in. Failures come back as error columns, never as
+Python exceptions, so that the SQL layer can raise them with RDS's exact message,
+DETAIL and a SQLSTATE of ours (an exception leaving PL/Python is always printed as
+"Type: message").
 """
 
-import dataclasses
+from __future__ import annotations
 
-from plpy_lambda import arguments, backend, batch, delivery, errors, invoke as invocation, settings
+from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
 
 QUEUED_EVENT = {"status_code": 202, "payload": None, "executed_version": None, "log_result": None}
 _ENQUEUE = "SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7) AS id"
+_NO_ERROR = (None, None, None, None)
 
 
-def invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
-           qualifier, composite_region, from_composite, connect_timeout, request_timeout,
-           conf_load_time, events_after_commit=None, result_type="json"):
-    """One invocation; result_type ('json' or 'jsonb') is the type the shell casts the
-    payload to, so that a payload it cannot hold is an error of ours (LM005)."""
-    state = backend.of(GD)
+def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
+               qualifier, composite_region, from_composite, connect_timeout, request_timeout,
+               conf_load_time, events_after_commit=None, result_type="json"):
+    """One invocation: aws_lambda_internal._invoke_py's row (status_code, payload,
+    executed_version, log_result, then the error columns). result_type ('json' or
+    'jsonb') is the type the shell casts the payload to, so that a payload it cannot
+    hold is an error of ours (LM005)."""
+    state = GD.get(backend.GD_KEY) or backend.state(GD)
     try:
-        call = arguments.from_sql(
-            function_name, payload, region, invocation_type, log_type, context, qualifier,
-            composite_region=composite_region, from_composite=from_composite,
-        )
-        if call.invocation_type == "Event" and settings.events_after_commit(events_after_commit):
+        key = (function_name, region, invocation_type, log_type, context, qualifier,
+               composite_region, from_composite)
+        call = state.checked_calls.get(key)
+        if call is None:
+            call = _checked(state, key, payload)
+        try:
+            body = arguments.payload_bytes(payload, call.invocation_type)
+        except errors.LambdaError:
+            _checked(state, key, payload)  # the error the arguments in order give
+            raise
+        if (events_after_commit is not None and call.invocation_type == "Event"
+                and settings.events_after_commit(events_after_commit)):
             _enqueue(plpy, state, call, payload)
-            return {**QUEUED_EVENT, **errors.NO_ERROR}
-        timeouts = settings.timeouts(connect_timeout, request_timeout)
-        operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
-        result = invocation.run(plpy, state, call, timeouts, operator)
-        return {**invocation.for_result_type(result, result_type), **errors.NO_ERROR}
+            queued = QUEUED_EVENT
+            return (queued["status_code"], None, None, None) + _NO_ERROR
+        timeouts = state.timeouts.get((connect_timeout, request_timeout))
+        if timeouts is None:
+            timeouts = state.remember(state.timeouts, (connect_timeout, request_timeout),
+                                      settings.timeouts(connect_timeout, request_timeout))
+        operator_settings = settings.operator_settings(plpy, state.settings_cache,
+                                                       conf_load_time)
+        result = invoke.for_result_type(
+            invoke.run(plpy, state, call, timeouts, operator_settings, body), result_type)
+        return (result["status_code"], result["payload"], result["executed_version"],
+                result["log_result"]) + _NO_ERROR
     except errors.LambdaError as error:
-        return {**errors.NO_RESULT, **errors.as_row(error)}
+        row = errors.as_row(error)
+        return (None, None, None, None, row["error_sqlstate"], row["error_message"],
+                row["error_detail"], row["error_hint"])
+
+
+def _checked(state, key, payload):
+    """The Invocation for invoke's arguments but the payload (kept per backend), or the
+    first error the arguments give, checked in order with the payload."""
+    (function_name, region, invocation_type, log_type, context, qualifier, composite_region,
+     from_composite) = key
+    try:
+        call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
+                                  context, qualifier, composite_region=composite_region,
+                                  from_composite=from_composite)
+    except errors.LambdaError:
+        arguments.from_sql(function_name, payload, region, invocation_type, log_type, context,
+                           qualifier, composite_region=composite_region,
+                           from_composite=from_composite)
+        raise
+    return state.remember(state.checked_calls, key, call)
 
 
 def _enqueue(plpy, state, call, payload):
@@ -54,7 +91,7 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
 
     An item's error row keeps what the function gave: its error payload (LM010) in
     payload, when the shell's type holds it, and log_result (log_type => 'Tail')."""
-    state = backend.of(GD)
+    state = backend.state(GD)
     try:
         shared = arguments.from_sql(
             function_name, "{}", region, invocation_type, log_type, context, qualifier
@@ -63,18 +100,19 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
         if payloads is None:
             raise errors.BadArgument("payloads", "must not be NULL", null=True)
         timeouts = settings.timeouts(connect_timeout, request_timeout)
-        operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
+        operator_settings = settings.operator_settings(plpy, state.settings_cache,
+                                                       conf_load_time)
         calls = _calls_of(shared, payloads)
-        for ordinality, outcome in batch.run(plpy, state, calls, timeouts, operator,
-                                             max_concurrency):
+        for ordinality, outcome in batch.run(plpy, state, calls, timeouts,
+                                             operator_settings, max_concurrency):
             if not isinstance(outcome, errors.LambdaError):
                 try:
-                    outcome = invocation.for_result_type(outcome, result_type)
+                    outcome = invoke.for_result_type(outcome, result_type)
                 except errors.LambdaError as error:
                     outcome = error
             if isinstance(outcome, errors.LambdaError):
                 yield {"ordinality": ordinality, **errors.NO_RESULT,
-                       "payload": invocation.error_payload(outcome, result_type),
+                       "payload": invoke.error_payload(outcome, result_type),
                        "log_result": outcome.log_result, **errors.as_row(outcome)}
             else:
                 yield {"ordinality": ordinality, **outcome, **errors.NO_ERROR}
@@ -90,7 +128,17 @@ def _calls_of(shared, payloads):
         except errors.LambdaError as error:
             yield ordinality, error
             continue
-        yield ordinality, dataclasses.replace(shared, payload=data)
+        yield ordinality, _with_payload(shared, data)
+
+
+def _with_payload(call, payload):
+    """call with another payload (Invocation.with_payload, where it has one)."""
+    copy = getattr(call, "with_payload", None)
+    if copy is not None:
+        return copy(payload)
+    import dataclasses
+
+    return dataclasses.replace(call, payload=payload)
 
 
 NOT_QUEUED = dict.fromkeys(
@@ -102,7 +150,7 @@ def check_queued(GD, function_name, region, invocation_type, log_type, context, 
                  composite_region, from_composite, payload_size):
     """aws_lambda_internal._check_queued: invoke_on_commit's arguments as stored, or the error."""
     try:
-        queued = delivery.check(backend.of(GD), function_name, region, invocation_type,
+        queued = delivery.check(backend.state(GD), function_name, region, invocation_type,
                                 log_type, context, qualifier, composite_region, from_composite,
                                 payload_size)
         return {**queued, **errors.NO_ERROR}
@@ -113,12 +161,13 @@ def check_queued(GD, function_name, region, invocation_type, log_type, context, 
 def deliver_batch(plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout,
                   conf_load_time):
     """aws_lambda_internal._deliver_batch: the counts per status of one delivered batch, or the error."""
-    state = backend.of(GD)
+    state = backend.state(GD)
     try:
         timeouts = settings.timeouts(connect_timeout, request_timeout)
-        operator = settings.operator_settings(plpy, state.settings_cache, conf_load_time)
+        operator_settings = settings.operator_settings(plpy, state.settings_cache,
+                                                       conf_load_time)
         counts = delivery.deliver_batch(plpy, state, batch_size, max_concurrency, timeouts,
-                                        operator)
+                                        operator_settings)
         return {**counts, **errors.NO_ERROR}
     except errors.LambdaError as error:
         return {**dict.fromkeys(delivery.COUNTED, 0), **errors.as_row(error)}
