@@ -1,0 +1,64 @@
+"""A new connection's first call imports only what it needs (README: "Performance").
+
+PL/Python starts a new interpreter in each backend, so every module plpy_lambda imports
+is paid for again by the first call of every connection. What only a rare path needs
+(a client context, log_type => 'Tail', a proxy, a configured endpoint URL, a shared AWS
+file, a retried delivery) is imported where it is used, and these tests keep it so: in
+a fresh interpreter (-I, nothing of this environment's) for the modules, and in a new
+backend for the first call itself.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+# The modules a call is checked and routed with: names, arguments, settings, endpoints,
+# the answer's check, errors, and how a request reaches its endpoint.
+CHECKS = ("names", "settings", "endpoints", "answers", "errors", "reach")
+
+# What none of them needs on the common path, and what needs it instead. (urllib.parse is
+# on it: reach splits the endpoint URL when a connection's first call decides its route.)
+RARE = {
+    "base64": "a client context, a log tail, proxy credentials",
+    "binascii": "a log tail",
+    "random": "a delivery's retry",
+    "urllib.request": "a *_proxy variable",
+    "botocore": "a shared AWS file, a role to assume, credentials not in the environment",
+    "dataclasses": "nothing: plain classes",
+    "http.client": "an http.client connection (reach.Route.connect) or a proxy's CONNECT answer",
+    "ssl": "an https:// endpoint's TLS (its context is made when the route is decided)",
+}
+
+
+def imported_by(modules):
+    """The modules a fresh interpreter holds after importing plpy_lambda.<each of modules>."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            + "; ".join(f"import plpy_lambda.{name}" for name in modules)
+            + "; print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-I", "-c", code, ROOT], capture_output=True, text=True,
+                         check=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    return set(json.loads(out.stdout))
+
+
+def test_the_checks_of_a_call_import_nothing_a_rare_path_needs():
+    loaded = imported_by(CHECKS)
+    found = {name: why for name, why in RARE.items() if name in loaded}
+    assert not found, f"imported by {', '.join(CHECKS)}: {found}"
+
+
+def test_the_first_call_of_a_new_connection_imports_no_botocore(db):
+    """The server's credentials are in its environment and it has no shared AWS file:
+    botocore, urllib.request and the relay's modules stay unimported."""
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
+                      ).fetchone() == (200,)
+    notices = []
+    db.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary))
+    db.execute("DO $$import sys, json; plpy.notice(json.dumps(sorted(sys.modules)))$$ "
+               "LANGUAGE plpython3u")
+    loaded = set(json.loads(notices[-1]))
+    assert "plpy_lambda.sql" in loaded
+    never = ("botocore", "urllib.request", "argparse", "psycopg", "plpy_lambda.relay")
+    assert not [name for name in loaded if name in never or name.split(".")[0] in never]
