@@ -15,8 +15,9 @@ import sys
 
 from conftest import ROOT
 
-# The modules a call is checked and routed with: names, arguments, settings, endpoints,
-# the answer's check, errors, and how a request reaches its endpoint.
+# The modules a call is checked and routed with: names, settings, endpoints, the answer's
+# check, errors, and how a request reaches its endpoint. (arguments imports dataclasses
+# while sql.invoke_many copies an Invocation with dataclasses.replace.)
 CHECKS = ("names", "settings", "endpoints", "answers", "errors", "reach")
 
 # What none of them needs on the common path, and what needs it instead. (urllib.parse is
