@@ -8,7 +8,6 @@ overload, with every later positional argument shifted by one place.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from plpy_lambda import names
 from plpy_lambda.errors import BadArgument, TooLarge
@@ -23,21 +22,23 @@ ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CONTEXT_LIMIT = 3583
 
 
-# A dataclass while sql.invoke_many copies one with dataclasses.replace; with_payload
-# does the same without that import.
-@dataclass(frozen=True)
 class Invocation:
     """One call, validated: everything needed to build the request."""
 
-    function: names.FunctionRef
-    region: str | None  # None: the server's region, resolved later
-    payload: bytes
-    invocation_type: str
-    log_type: str
-    client_context: str | None  # base64, as sent
-    qualifier: str | None
-    function_name: str = ""  # as given, after the psql-variable rule
-    context: str | None = None  # the client context's JSON text
+    __slots__ = ("function", "region", "payload", "invocation_type", "log_type",
+                 "client_context", "qualifier", "function_name", "context")
+
+    def __init__(self, function, region, payload, invocation_type, log_type, client_context,
+                 qualifier, function_name="", context=None):
+        self.function = function  # names.FunctionRef
+        self.region = region  # None: the server's region, resolved later
+        self.payload = payload  # bytes, as sent
+        self.invocation_type = invocation_type
+        self.log_type = log_type
+        self.client_context = client_context  # base64, as sent, or None
+        self.qualifier = qualifier
+        self.function_name = function_name  # as given, after the psql-variable rule
+        self.context = context  # the client context's JSON text, or None
 
     def with_payload(self, payload):
         """The same call with another payload (bytes, checked): one of a batch's rows."""

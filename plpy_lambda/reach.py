@@ -26,8 +26,7 @@ SSL_CERT_FILE and SSL_CERT_DIR can move), where boto3 would trust certifi's
 bundle or botocore's own cacert.pem. The host name is always verified. To keep a
 connection's first call cheap, botocore is consulted only when AWS_CA_BUNDLE is unset
 and a shared config file exists, urllib.request is imported only when some *_proxy
-variable is set, and http.client only to read a proxy's answer to CONNECT or to hand
-out an http.client connection (Route.connect; Route.open gives the bare socket).
+variable is set, and http.client only to read a proxy's answer to CONNECT.
 
 Decided once per endpoint, on a backend's first connection to it (client.Pool),
 and kept: a changed environment, config file or CA bundle takes effect in new
@@ -123,20 +122,10 @@ class Route:
         return sock
 
     def connect(self, timeout):
-        """A connected http.client connection (on a socket from open()), or NotConnected."""
-        # Imported here: a client that does its own HTTP on open()'s sockets never needs it.
-        import http.client
-
-        if self._https:
-            conn = http.client.HTTPSConnection(self._hostname, self._port, timeout=timeout,
-                                               context=self.tls)
-        elif self.proxy is None:
-            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=timeout)
-        else:
-            conn = http.client.HTTPConnection(self.proxy.host, self.proxy.port, timeout=timeout)
-        conn.sock = self.open(timeout)
-        conn.auto_open = 0  # a closed connection is never reopened around the route
-        return conn
+        """A connection to the endpoint whose .sock is a socket from open(), as an http.client
+        connection holds its socket (for callers that take the socket from one; open() gives
+        it directly), or NotConnected."""
+        return _Connected(self.open(timeout))
 
     def _failed(self, error):
         """NotConnected for an error connecting to the endpoint (or its TLS handshake)."""
@@ -198,6 +187,15 @@ class Route:
             raise
         tls.settimeout(timeout)
         return tls
+
+
+class _Connected:
+    """What Route.connect returns: the socket, in .sock."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock):
+        self.sock = sock
 
 
 def _no_delay(sock):

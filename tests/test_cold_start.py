@@ -15,10 +15,9 @@ import sys
 
 from conftest import ROOT
 
-# The modules a call is checked and routed with: names, settings, endpoints, the answer's
-# check, errors, and how a request reaches its endpoint. (arguments imports dataclasses
-# while sql.invoke_many copies an Invocation with dataclasses.replace.)
-CHECKS = ("names", "settings", "endpoints", "answers", "errors", "reach")
+# The modules a call is checked and routed with: its arguments, names, settings, endpoints,
+# the answer's check, errors, and how a request reaches its endpoint.
+CHECKS = ("arguments", "names", "settings", "endpoints", "answers", "errors", "reach")
 
 # What none of them needs on the common path, and what needs it instead. (urllib.parse is
 # on it: reach splits the endpoint URL when a connection's first call decides its route.)
@@ -29,7 +28,7 @@ RARE = {
     "urllib.request": "a *_proxy variable",
     "botocore": "a shared AWS file, a role to assume, credentials not in the environment",
     "dataclasses": "nothing: plain classes",
-    "http.client": "an http.client connection (reach.Route.connect) or a proxy's CONNECT answer",
+    "http.client": "a proxy's answer to CONNECT",
     "ssl": "an https:// endpoint's TLS (its context is made when the route is decided)",
 }
 
@@ -50,9 +49,10 @@ def test_the_checks_of_a_call_import_nothing_a_rare_path_needs():
     assert not found, f"imported by {', '.join(CHECKS)}: {found}"
 
 
-def test_the_first_call_of_a_new_connection_imports_no_botocore(db):
-    """The server's credentials are in its environment and it has no shared AWS file:
-    botocore, urllib.request and the relay's modules stay unimported."""
+def test_the_first_call_of_a_new_connection_imports_only_what_it_needs(db):
+    """The server's credentials are in its environment, it has no shared AWS file and no
+    proxy: botocore, urllib.request, http.client, dataclasses and the relay's modules stay
+    unimported."""
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
                       ).fetchone() == (200,)
     notices = []
@@ -61,5 +61,6 @@ def test_the_first_call_of_a_new_connection_imports_no_botocore(db):
                "LANGUAGE plpython3u")
     loaded = set(json.loads(notices[-1]))
     assert "plpy_lambda.sql" in loaded
-    never = ("botocore", "urllib.request", "argparse", "psycopg", "plpy_lambda.relay")
+    never = ("botocore", "urllib.request", "http", "email", "dataclasses", "argparse",
+             "psycopg", "plpy_lambda.relay")
     assert not [name for name in loaded if name in never or name.split(".")[0] in never]
