@@ -84,7 +84,7 @@ def header(bench):
                                                 ).fetchone()[0]
         except Exception:  # not packaged for this server: compared with the floor only
             http = "not installed"
-    machine = f"{cpu}, {os.cpu_count()} cores, {memory_gb:.1f} GB RAM, {platform.system()} {platform.release()}"
+    machine = f"{cpu}, {os.cpu_count()} cores, {memory_gb:.1f} GB RAM, {platform.system()}"
     mode = "quick mode: tiny iteration counts, noisy figures" if bench.quick else "full run"
     print(f"aws_lambda benchmark ({mode})")
     for name, value in [

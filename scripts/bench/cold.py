@@ -33,8 +33,10 @@ def run(bench):
                 conn.execute(sql).fetchone()
         return run
 
-    # The third run only waits: the closed backend exits before the next connection starts.
-    plain, first, _ = timed(connect_and("SELECT 1"), connect_and(INVOKE), lambda: time.sleep(0.1), rounds=k)
+    def pause():  # the closed backend exits before the next connection starts
+        time.sleep(0.1)
+
+    plain, _, first, _ = timed(connect_and("SELECT 1"), pause, connect_and(INVOKE), pause, rounds=k)
     overhead = median(first) - median(plain)
     steps, failed = {label: [] for label, _ in STEPS}, set()
     for _ in range(k):
@@ -46,7 +48,7 @@ def run(bench):
                     except psycopg.Error:  # an internal function that changed
                         failed.add(label)
                 steps[label] += timed(step)[0]
-        time.sleep(0.1)
+        pause()
     table(["connect + first statement", "median", "min", "max"],
           [["connect + SELECT 1", ms(median(plain)), ms(min(plain)), ms(max(plain))],
            ["connect + SELECT aws_lambda.invoke('noop', '{}')", ms(median(first)), ms(min(first)), ms(max(first))],
