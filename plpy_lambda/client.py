@@ -57,14 +57,14 @@ How a connection reaches the endpoint (a proxy, the TLS trust) is reach.py's.
 
 from __future__ import annotations
 
+import _socket
 import select
-import socket
 import struct
 import sys
 import time
-from urllib.parse import quote, urlsplit
 
 from plpy_lambda import errors, interrupts, sigv4
+from plpy_lambda.sigv4 import quote
 
 API_VERSION = "2015-03-31"
 MAX_ATTEMPTS = 5
@@ -87,17 +87,21 @@ _GONE = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
 class Request:
-    """One Invoke request: where it goes, what it names, its headers and payload."""
+    """One Invoke request: where it goes, what it names, its headers and payload.
 
-    __slots__ = ("endpoint", "region", "function", "qualifier", "headers", "body")
+    `shape`: a list of one _Shape (or None) that requests of the same shape share, so
+    that their signature template is found without a lookup."""
 
-    def __init__(self, endpoint, region, function, qualifier, headers, body):
+    __slots__ = ("endpoint", "region", "function", "qualifier", "headers", "body", "shape")
+
+    def __init__(self, endpoint, region, function, qualifier, headers, body, shape=None):
         self.endpoint = endpoint  # scheme://host[:port]
         self.region = region
         self.function = function  # FunctionName as sent (name, partial ARN or ARN)
         self.qualifier = qualifier
         self.headers = headers
         self.body = body
+        self.shape = shape
 
     @property
     def path(self):
@@ -170,10 +174,14 @@ class Connection:
 
 def _connect(route, timeout):
     """In a worker thread: a new Connection through route (reach.Route), or NotConnected."""
-    made = route.connect(timeout)  # an http.client connection; we keep only its socket
-    sock, made.sock = made.sock, None
+    open_socket = getattr(route, "open", None)
+    if open_socket is not None:
+        sock = open_socket(timeout)
+    else:
+        made = route.connect(timeout)  # an http.client connection: only its socket is used
+        sock, made.sock = made.sock, None
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         return Connection(sock)
     except BaseException:
         sock.close()
@@ -184,9 +192,8 @@ class Pool:
     """Idle keep-alive connections to one endpoint, and how they reach it (reach.Route)."""
 
     def __init__(self, endpoint, config=None):
-        parts = urlsplit(endpoint)
-        self.endpoint = endpoint
-        self.host = parts.netloc
+        self.endpoint = endpoint  # scheme://host[:port], as endpoints.py and settings.py give it
+        self.host = endpoint.partition("://")[2].partition("/")[0]
         self.route = None  # decided on the first connection, then kept
         self._config = config  # the backend's CredentialSource: the profile's ca_bundle
         self._idle = []  # Connection, most recently given back last
@@ -242,9 +249,12 @@ class _Shape:
     credentials) share: the signature template and the request's head but the time,
     the signature and the length."""
 
-    __slots__ = ("template", "start", "host")
+    __slots__ = ("template", "start", "pool", "credentials", "_last")
 
     def __init__(self, pool, request, credentials):
+        self.pool = pool
+        self.credentials = credentials
+        self._last = (None, None, None)  # (stamp, body, Authorization) of the last request
         route = pool.reach()
         path, query = request.path, request.query
         target = route.target(path + ("?" + query if query else ""))
@@ -304,17 +314,27 @@ class Transport:
 
     def head(self, pool, request, credentials):
         """The request's bytes before its body: signed now."""
-        key = (pool.endpoint, request.function, request.qualifier,
-               tuple(request.headers.items()), request.region, credentials)
-        shape = self._shapes.get(key)
-        if shape is None:
-            if len(self._shapes) >= _SHAPES:
-                self._shapes.clear()
-            shape = self._shapes[key] = _Shape(pool, request, credentials)
+        holder = request.shape
+        shape = holder[0] if holder is not None else None
+        if shape is None or shape.credentials is not credentials or shape.pool is not pool:
+            key = (pool.endpoint, request.function, request.qualifier,
+                   tuple(request.headers.items()), request.region, credentials)
+            shape = self._shapes.get(key)
+            if shape is None:
+                if len(self._shapes) >= _SHAPES:
+                    self._shapes.clear()
+                shape = self._shapes[key] = _Shape(pool, request, credentials)
+            if holder is not None:
+                holder[0] = shape
         stamp = _timestamp()
-        signature = shape.template.authorization(sigv4._sha256(request.body).hexdigest(), stamp)
+        body = request.body
+        last_stamp, last_body, signature = shape._last
+        if last_stamp != stamp or last_body != body:  # the same payload within a second: as signed
+            signature = shape.template.authorization(
+                sigv4._sha256(body).hexdigest(), stamp).encode()
+            shape._last = (stamp, body if len(body) <= 4096 else None, signature)
         return b"%s%s\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n" % (
-            shape.start, stamp.encode(), signature.encode(), len(request.body))
+            shape.start, stamp.encode(), signature, len(body))
 
     def start(self, request, role_arn, timeouts, deadline, limit=MAX_RESPONSE_BYTES):
         """A Call for request, begun: connecting or sending."""
@@ -332,6 +352,12 @@ class Transport:
         if waiter is None:
             waiter = self._waiter = Waiter()
         try:
+            if call.state == READING:  # the common case: sent at once; wait for the answer
+                waiter.watch(call.fd, _IN)
+                if waiter.wait(min(call.wake_at - time.monotonic(), interrupts.SLICE)):
+                    call.on_ready(time.monotonic(), _IN)
+                    if call.outcome is not None:
+                        return call.result()
             while True:
                 now = time.monotonic()
                 checker.due(now)
@@ -461,7 +487,7 @@ class Call:
         credentials = self.transport._credentials.get(self.role_arn, request.region)
         # Signed before a connection is taken, so that a pooled connection is written to
         # just after it is found still open.
-        self._out = memoryview(self.transport.head(pool, request, credentials) + request.body)
+        self._out = self.transport.head(pool, request, credentials) + request.body
         conn = None if self.fresh else pool.take()
         if conn is not None:
             self.reused = True
@@ -588,7 +614,12 @@ class Call:
         conn, out = self.conn, self._out
         sock = conn.sock
         while self._written < len(out):
-            piece = out[self._written:self._written + TLS_RECORD] if conn.tls else out[self._written:]
+            if self._written == 0 and (not conn.tls or len(out) <= TLS_RECORD):
+                piece = out
+            else:
+                piece = memoryview(out)[self._written:]
+                if conn.tls:
+                    piece = piece[:TLS_RECORD]
             if self._first_write is None:
                 self._first_write = len(piece)
             try:
@@ -952,7 +983,7 @@ class _Answer:
 # Linux's struct tcp_info (linux/tcp.h): tcpi_state is its first byte, tcpi_rtt
 # (microseconds) a 32-bit field at 68. Elsewhere there is no tcp_info, and a request
 # is not sent again after it was written.
-_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_INFO = getattr(_socket, "TCP_INFO", None)
 _RTT = 68
 _TCP_CLOSE = 7  # tcpi_state once the connection was reset
 
@@ -961,7 +992,7 @@ def _tcp_info(sock):
     if _TCP_INFO is None:
         return None
     try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 104)
+        info = sock.getsockopt(_socket.IPPROTO_TCP, _TCP_INFO, 104)
     except (OSError, ValueError):
         return None
     return info if len(info) >= _RTT + 4 else None

@@ -19,23 +19,17 @@ from plpy_lambda import errors
 ROLE_SESSION_NAME = "aws_lambda-postgresql"
 
 
-class Frozen:
+class Frozen(tuple):
     """The shape of botocore's frozen credentials: access_key, secret_key, token."""
 
-    __slots__ = ("access_key", "secret_key", "token")
+    __slots__ = ()
 
-    def __init__(self, access_key, secret_key, token):
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.token = token
+    def __new__(cls, access_key, secret_key, token):
+        return tuple.__new__(cls, (access_key, secret_key, token))
 
-    def __eq__(self, other):
-        return isinstance(other, Frozen) and (
-            (self.access_key, self.secret_key, self.token)
-            == (other.access_key, other.secret_key, other.token))
-
-    def __hash__(self):
-        return hash((self.access_key, self.secret_key, self.token))
+    access_key = property(lambda self: self[0])
+    secret_key = property(lambda self: self[1])
+    token = property(lambda self: self[2])
 
 
 def environment_credentials():

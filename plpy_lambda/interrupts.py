@@ -27,7 +27,6 @@ as PL/Python holds the GIL then), and they end during that call's first wait.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 
@@ -156,8 +155,6 @@ class Workers:
     busy at once for idle_seconds.
     """
 
-    _ALL_SIGNALS = signal.valid_signals()
-
     def __init__(self, max_workers=MAX_WORKERS, floor=FLOOR_WORKERS, idle_seconds=IDLE_SECONDS,
                  name="plpy_lambda"):
         self._max = max_workers
@@ -250,9 +247,11 @@ class Workers:
                 worker.ready.notify()
 
     def _spawn(self, worker, number):
+        import signal
+
         thread = threading.Thread(target=self._serve, args=(worker,),
                                   name=f"{self._name}_{number}", daemon=True)
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, self._ALL_SIGNALS)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             thread.start()
         finally:

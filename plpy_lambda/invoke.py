@@ -21,13 +21,13 @@ def prepare(backend, call, operator_settings, body=None):
     if found is None:
         region = call.region or _server_region(backend)
         endpoint = endpoints.for_region(backend, region, operator_settings.endpoint_override)
-        found = (endpoint, region, call.function.path_name(), request_headers(call))
+        found = (endpoint, region, call.function.path_name(), request_headers(call), [None])
         if len(backend.requests) >= 256:
             backend.requests.clear()
         backend.requests[key] = found
-    endpoint, region, function, headers = found
+    endpoint, region, function, headers, shape = found
     request = client.Request(endpoint, region, function, call.qualifier, headers,
-                             call.payload if body is None else body)
+                             call.payload if body is None else body, shape)
     return request, region
 
 

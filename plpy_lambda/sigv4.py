@@ -14,13 +14,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from urllib.parse import quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED = ("user-agent", "expect", "x-amzn-trace-id")  # as botocore
 _signing_keys = {}
 _sha256 = hashlib.sha256
 _hmac = hmac.digest
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(text, safe=""):
+    """Percent-encode text as urllib.parse.quote(text, safe) does (UTF-8)."""
+    keep = _UNRESERVED.union(safe)
+    if all(char in keep for char in text):
+        return text
+    return "".join(chr(byte) if chr(byte) in keep else f"%{byte:02X}"
+                   for byte in text.encode("utf-8"))
 
 
 def sign(method, host, path, query, headers, body, region, service, credentials, now=None):
