@@ -39,7 +39,6 @@ import os
 import re
 import socket
 import time
-from urllib.parse import unquote, urlsplit
 
 from plpy_lambda import errors
 
@@ -74,17 +73,17 @@ class Route:
     """How one endpoint is reached: directly or through a proxy, and the TLS trust."""
 
     def __init__(self, endpoint, proxy=None, tls=None, trust=None):
-        parts = urlsplit(endpoint)
+        scheme, netloc, hostname, port = _split(endpoint)
         self.endpoint = endpoint
         self.proxy = proxy
         self.tls = tls  # an ssl.SSLContext for https:// endpoints
         self.trust = trust  # what tls trusts, for messages
-        self._https = parts.scheme == "https"
-        self._hostname = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        self._https = scheme == "https"
+        self._hostname = hostname
+        self._port = port or (443 if self._https else 80)
         # Plain HTTP through a proxy: absolute-form targets, credentials on each request.
         self._forward = proxy is not None and not self._https
-        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._origin = f"{scheme}://{netloc}"
         self._proxy_headers = (
             {"Proxy-Authorization": proxy.authorization}
             if self._forward and proxy.authorization else {}
@@ -105,9 +104,9 @@ class Route:
         if self.proxy is not None and self._https:
             return self._tunnel(timeout)
         if self.proxy is None:
-            address, failed = (self._hostname, self._port), self._failed
+            address, failed = (_encoded_host(self._hostname), self._port), self._failed
         else:
-            address, failed = (self.proxy.host, self.proxy.port), self._proxy_failed
+            address, failed = (_encoded_host(self.proxy.host), self.proxy.port), self._proxy_failed
         try:
             sock = socket.create_connection(address, timeout)
         except OSError as error:
@@ -115,7 +114,7 @@ class Route:
         try:
             _no_delay(sock)
             if self._https:
-                sock = self.tls.wrap_socket(sock, server_hostname=self._hostname)
+                sock = self.tls.wrap_socket(sock, server_hostname=_encoded_host(self._hostname))
         except OSError as error:
             sock.close()
             raise failed(error) from None
@@ -150,7 +149,7 @@ class Route:
         proxy = self.proxy
         deadline = time.monotonic() + timeout
         try:
-            sock = socket.create_connection((proxy.host, proxy.port), timeout)
+            sock = socket.create_connection((_encoded_host(proxy.host), proxy.port), timeout)
         except OSError as error:
             raise self._proxy_failed(error) from None
         try:
@@ -179,7 +178,7 @@ class Route:
                 )
             try:
                 sock.settimeout(_seconds_left(deadline))
-                tls = self.tls.wrap_socket(sock, server_hostname=self._hostname)
+                tls = self.tls.wrap_socket(sock, server_hostname=_encoded_host(self._hostname))
             except (OSError, ValueError) as error:
                 raise self._failed(error) from None
         except BaseException:
@@ -198,6 +197,41 @@ class _Connected:
         self.sock = sock
 
 
+def _split(endpoint):
+    """(scheme, netloc, hostname or None, port or None) of an endpoint URL, as
+    urllib.parse.urlsplit reads them. The endpoints we are given are in the normal form
+    scheme://host[:port] that settings.py and endpoints.py build from urlsplit's own parts;
+    that form is read here without importing urllib.parse on a connection's first call,
+    anything else by urlsplit."""
+    scheme, separator, netloc = endpoint.partition("://")
+    if (scheme in ("http", "https") and separator and netloc.isascii() and netloc.isprintable()
+            and not any(ch in netloc for ch in " /?#[]")):  # no IPv6 address: urlsplit checks it
+        hostname, _, port = netloc.rpartition("@")[2].partition(":")
+        if not port or port.isdigit() and int(port) <= 65535:
+            name, percent, rest = hostname.partition("%")  # as urlsplit: lower case before a %
+            return (scheme, netloc, name.lower() + percent + rest if hostname else None,
+                    int(port) if port else None)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    return parts.scheme, parts.netloc, parts.hostname, parts.port
+
+
+def _encoded_host(host):
+    """host as the resolver and TLS take it: a plain ASCII name encoded here as the idna
+    codec encodes one (labels of 1 to 63 characters), because socket and ssl encode a str
+    with that codec, whose first use imports it (a millisecond or more on a connection's
+    first call); any other host as it is, for them to encode (or refuse) as before."""
+    try:
+        encoded = host.encode("ascii")
+    except UnicodeEncodeError:
+        return host
+    labels = encoded.split(b".")
+    if any(not 0 < len(label) < 64 for label in labels[:-1]) or len(labels[-1]) >= 64:
+        return host
+    return encoded
+
+
 def _no_delay(sock):
     """TCP_NODELAY, as http.client sets it: a request goes out as soon as it is written."""
     try:
@@ -212,7 +246,7 @@ def route(endpoint, config):
     credentials.CredentialSource, for the profile's ca_bundle."""
     proxy = proxy_url(endpoint)
     tls = trust = None
-    if urlsplit(endpoint).scheme == "https":
+    if _split(endpoint)[0] == "https":
         tls, trust = tls_context(config)
     return Route(endpoint, proxy and _proxy(proxy, endpoint), tls, trust)
 
@@ -231,6 +265,7 @@ def proxy_url(endpoint):
     if not _may_name_a_proxy(os.environ):
         return None  # what urllib would find, without importing it
     import urllib.request
+    from urllib.parse import urlsplit
 
     proxies = urllib.request.getproxies_environment()
     netloc = urlsplit(endpoint).netloc
@@ -252,6 +287,8 @@ def proxy_url(endpoint):
 def authorization(proxy_url):
     """Proxy-Authorization for the credentials in a proxy URL, as botocore's
     ProxyConfiguration.proxy_headers_for (both user name and password, or none)."""
+    from urllib.parse import unquote, urlsplit  # only with a proxy
+
     parts = urlsplit(proxy_url)
     try:
         username, password = unquote(parts.username), unquote(parts.password)
@@ -266,6 +303,8 @@ def authorization(proxy_url):
 
 def _proxy(url, endpoint):
     """The Proxy for a proxy URL from the environment, checked (LM020 if unusable)."""
+    from urllib.parse import urlsplit  # only with a proxy
+
     scheme = urlsplit(endpoint).scheme
     variable = f"{scheme.upper()}_PROXY (or {scheme}_proxy)"
     parts = urlsplit(url)
