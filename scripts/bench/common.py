@@ -110,6 +110,12 @@ def timed(*runs, rounds=1):
     return times
 
 
+def expect_count(conn, sql, args, expected):
+    """Run a SELECT count(*) ... and check that every call it counts succeeded."""
+    (done,) = conn.execute(sql, args).fetchone()
+    assert done == expected, f"{done} of {expected}: {sql}"
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 

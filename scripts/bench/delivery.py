@@ -5,7 +5,7 @@ relay. (deliver()'s rates against nginx are in the throughput section.)"""
 import json
 import time
 
-from .common import median, ms, ratio, rate, section, table, timed
+from .common import expect_count, median, ms, ratio, rate, section, table, timed
 from .endpoints import RelayProcess
 from .throughput import deliver_rate
 
@@ -107,7 +107,7 @@ def emulator_rate(bench):
         delivered = deliver_rate(conn, n, 32, repeats)
         bench.emulator.reset()
         conn.execute(MANY_EVENTS, (50,))
-        (sent,) = timed(lambda: conn.execute(MANY_EVENTS, (n,)).fetchone(), rounds=repeats)
+        (sent,) = timed(lambda: expect_count(conn, MANY_EVENTS, (n,), n), rounds=repeats)
         sent = n / median(sent)
         bench.emulator.reset()
     table([f"{n:,} Event invocations of noop, local emulator (SigV4 checked)", "deliveries/s", "vs invoke_many"],

@@ -3,7 +3,7 @@
 
 import time
 
-from .common import backend_pid, memory_kb, section, table
+from .common import backend_pid, expect_count, memory_kb, section, table
 
 LOOP = ("SELECT count(*) FROM generate_series(1, %s) g, "
         "LATERAL aws_lambda.invoke('noop', json_build_object('i', g)) r WHERE r.status_code = 200")
@@ -20,7 +20,7 @@ def run(bench):
         rows.append(("after a warm-up of 200 calls", memory_kb(pid)[0]))
         for label in ("after", "after another"):
             for done in range(0, calls, 1000):
-                conn.execute(LOOP, (min(1000, calls - done),))
+                expect_count(conn, LOOP, (min(1000, calls - done),), min(1000, calls - done))
             rows.append((f"{label} {calls:,} calls", memory_kb(pid)[0]))
     warm = rows[1][1]
     table(["one connection, single calls", "VmRSS", "vs after warm-up"],
@@ -47,7 +47,7 @@ def run(bench):
             conn.execute("SELECT pg_temp.bench_length(ARRAY['{}'])")
             rss0, hwm0 = memory_kb(pid)
             for again in (False, True):
-                conn.execute(sql)
+                expect_count(conn, sql, None, batch)
                 rss, hwm = memory_kb(pid)
                 rows.append(["  the same again, same connection" if again else label, f"{(hwm - hwm0) / 1024:+.1f} MB",
                              f"{(rss - rss0) / 1024:+.1f} MB", f"{hwm / 1024:.1f} MB"])

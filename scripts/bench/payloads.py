@@ -1,6 +1,6 @@
 """Payload size: time per call from 100 B to 1 MB, aws_lambda.invoke against the floor."""
 
-from .common import median, ms, ratio, section, table, timed
+from .common import expect_count, median, ms, ratio, section, table, timed
 
 SIZES = [  # (label, padding bytes, calls full, calls quick)
     ("100 B", 80, 500, 30),
@@ -24,8 +24,8 @@ def run(bench):
             (size,) = conn.execute(f"SELECT octet_length(({PAYLOAD})::text) FROM (SELECT 1 AS g) one",
                                    (pad,)).fetchone()
             invoke, floor = (median(times) / calls for times in timed(
-                lambda: conn.execute(INVOKE, (calls, pad)).fetchone(),
-                lambda: conn.execute(FLOOR, (calls, pad)).fetchone(), rounds=3))
+                lambda: expect_count(conn, INVOKE, (calls, pad), calls),
+                lambda: expect_count(conn, FLOOR, (calls, pad), calls), rounds=3))
             rows.append([f"{label} ({size:,} bytes)", ms(invoke), ms(floor), ratio(invoke, floor)])
             figures.append((size, invoke, floor))
     table(["payload", "invoke/call", "floor/call", "vs floor"], rows)

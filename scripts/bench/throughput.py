@@ -2,7 +2,7 @@
 -c N, invoke_many (max_concurrency N) and CALL deliver(max_concurrency N); and invoke_many
 running a 50 ms function 20 at a time (local emulator)."""
 
-from .common import median, ratio, rate, section, table, timed
+from .common import expect_count, median, ratio, rate, section, table, timed
 
 INVOKE = "SELECT status_code FROM aws_lambda.invoke('noop', '{}'::json)"
 FLOOR = "SELECT public.bench_floor('{}'::json)"
@@ -38,7 +38,7 @@ def run(bench):
         deliver_rate(conn, 50, 4, 1)  # warm-up
         for c in bench.concurrencies:
             invoke, floor = (invoke8, floor8) if c == 8 else (bench.pgbench(INVOKE, c), bench.pgbench(FLOOR, c))
-            (many,) = timed(lambda: conn.execute(MANY, (n, c)).fetchone(), rounds=repeats)
+            (many,) = timed(lambda: expect_count(conn, MANY, (n, c), n), rounds=repeats)
             sweep[c] = [invoke[0], floor[0], n / median(many), deliver_rate(conn, n, c, repeats)]
     print()
     table(["N", "invoke, pgbench -c N", "floor, pgbench -c N", "invoke_many", "deliver()", "invoke vs floor",
@@ -59,7 +59,7 @@ def run(bench):
 
     with bench.pointed_at(bench.emulator.url), bench.connect() as conn:
         conn.execute(MANY, (20, 4))
-        (sleeps,) = timed(lambda: conn.execute(SLEEPS).fetchone(), rounds=repeats)
+        (sleeps,) = timed(lambda: expect_count(conn, SLEEPS, None, 200), rounds=repeats)
         bench.emulator.reset()
     print()
     print(f"  200 payloads to sleep (50 ms each, local emulator), max_concurrency 20: {median(sleeps):.2f} s "
