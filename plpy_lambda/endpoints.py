@@ -217,11 +217,31 @@ def _configured_url(environ, profile, services, where):
     return None, None
 
 
+def split(url):
+    """(scheme, netloc, hostname, port or None) of url as urllib.parse.urlsplit reads them,
+    when url is plainly scheme://host[:port]: http or https, ASCII, no user, IPv6 address,
+    path, query or fragment; else None, and the caller asks urlsplit. Such a URL is the
+    normal form every endpoint is given in, and it is read here without importing
+    urllib.parse on a connection's first call."""
+    scheme, separator, netloc = url.partition("://")
+    if not (scheme in ("http", "https") and separator and netloc.isascii()
+            and netloc.isprintable() and not any(ch in netloc for ch in " /?#[]@")):
+        return None
+    hostname, _, port = netloc.partition(":")
+    if not hostname or port and not (port.isdigit() and int(port) <= 65535):
+        return None
+    name, percent, rest = hostname.partition("%")  # as urlsplit: lower case before a %
+    return scheme, netloc, name.lower() + percent + rest, int(port) if port else None
+
+
 def _checked_url(text, source):
     """scheme://host[:port], as aws_lambda.endpoint_override; returns that normal form."""
-    from urllib.parse import urlsplit  # only for a configured endpoint URL
+    text = text.strip()
+    if split(text) is not None:
+        return text  # already the normal form
+    from urllib.parse import urlsplit
 
-    parts = urlsplit(text.strip())
+    parts = urlsplit(text)
     try:
         parts.port
     except ValueError:
@@ -240,7 +260,7 @@ def _checked_url(text, source):
             return f"{parts.scheme}://{parts.netloc}"
         shown = f"{parts.scheme}://{parts.hostname}"
     else:  # nothing before an "@" is shown: it may be a password
-        problem, shown = "is not an endpoint URL", text.strip().rsplit("@", 1)[-1][:100]
+        problem, shown = "is not an endpoint URL", text.rsplit("@", 1)[-1][:100]
     raise BadConfiguration(
         f'{source} {problem}: "{shown}"',
         hint="Use scheme://host[:port], for example https://vpce-0123-abcd.lambda.us-east-1."

@@ -40,7 +40,7 @@ import re
 import socket
 import time
 
-from plpy_lambda import errors
+from plpy_lambda import endpoints, errors
 
 SYSTEM_TRUST = "the system's default CA certificates"
 
@@ -199,18 +199,10 @@ class _Connected:
 
 def _split(endpoint):
     """(scheme, netloc, hostname or None, port or None) of an endpoint URL, as
-    urllib.parse.urlsplit reads them. The endpoints we are given are in the normal form
-    scheme://host[:port] that settings.py and endpoints.py build from urlsplit's own parts;
-    that form is read here without importing urllib.parse on a connection's first call,
-    anything else by urlsplit."""
-    scheme, separator, netloc = endpoint.partition("://")
-    if (scheme in ("http", "https") and separator and netloc.isascii() and netloc.isprintable()
-            and not any(ch in netloc for ch in " /?#[]")):  # no IPv6 address: urlsplit checks it
-        hostname, _, port = netloc.rpartition("@")[2].partition(":")
-        if not port or port.isdigit() and int(port) <= 65535:
-            name, percent, rest = hostname.partition("%")  # as urlsplit: lower case before a %
-            return (scheme, netloc, name.lower() + percent + rest if hostname else None,
-                    int(port) if port else None)
+    urllib.parse.urlsplit reads them (endpoints.split reads the normal form without it)."""
+    parts = endpoints.split(endpoint)
+    if parts is not None:
+        return parts
     from urllib.parse import urlsplit
 
     parts = urlsplit(endpoint)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from plpy_lambda import endpoints
 from plpy_lambda.errors import BadConfiguration, BadSetting
 
 CONNECT_TIMEOUT = "aws_lambda.connect_timeout_ms"
@@ -192,7 +193,9 @@ def _size_in_bytes(text):
 
 def _endpoint_url(text):
     """aws_lambda.endpoint_override, checked: its normal form scheme://host[:port]."""
-    from urllib.parse import urlsplit  # only with an endpoint_override: not otherwise needed
+    if endpoints.split(text) is not None:
+        return text  # already the normal form
+    from urllib.parse import urlsplit
 
     parts = urlsplit(text)
     try:

@@ -12,8 +12,13 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
+from plpy_lambda import endpoints, reach
 
 # The modules a call is checked and routed with: its arguments, names, settings, endpoints,
 # the answer's check, errors, and how a request reaches its endpoint.
@@ -64,3 +69,37 @@ def test_the_first_call_of_a_new_connection_imports_only_what_it_needs(db):
     never = ("botocore", "urllib.request", "http", "email", "dataclasses", "argparse",
              "psycopg", "plpy_lambda.relay")
     assert not [name for name in loaded if name in never or name.split(".")[0] in never]
+
+
+# Endpoint URLs as an operator may write them: mostly the normal form, and what is near it.
+PLAIN_HOST = st.text(alphabet="aZ09.-_%", min_size=1, max_size=12)
+URL = st.builds(
+    lambda scheme, user, host, port, tail: f"{scheme}{user}{host}{port}{tail}",
+    st.sampled_from(["http://"] * 4 + ["https://"] * 4 + ["HTTP://", "https:/", "ftp://", ""]),
+    st.sampled_from([""] * 8 + ["@", "u@", "u:p@", ":p@"]),
+    st.one_of(PLAIN_HOST, PLAIN_HOST, PLAIN_HOST, st.just(""), st.just("[::1]"),
+              st.just("[fe80::1%eth0]"), st.text(max_size=6)),
+    st.one_of(st.just(""), st.integers(0, 70000).map(lambda n: f":{n}"),
+              st.sampled_from([":", ":-1", ":0x1", ": 80", ":\uff18\uff10", ":1:2"])),
+    st.sampled_from([""] * 8 + ["/", "/p", "?q", "#f", " ", "\t", "\n"]),
+)
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True, database=None)
+@given(URL)
+def test_the_endpoint_is_read_as_urlsplit_reads_it(url):
+    """endpoints.split reads the normal form (scheme://host[:port]) without urllib.parse;
+    what it reads agrees with urlsplit, and what it leaves is left to urlsplit."""
+    try:
+        parts = urlsplit(url)
+        theirs = (parts.scheme, parts.netloc, parts.hostname, parts.port)
+    except ValueError:
+        theirs = None
+    ours = endpoints.split(url)
+    if ours is not None:
+        assert ours == theirs
+        assert (parts.path, parts.query, parts.fragment, parts.username) == ("", "", "", None)
+    try:
+        assert reach._split(url) == theirs
+    except ValueError:
+        assert theirs is None
