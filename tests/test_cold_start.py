@@ -24,12 +24,12 @@ from plpy_lambda import endpoints, reach
 # the answer's check, errors, and how a request reaches its endpoint.
 CHECKS = ("arguments", "names", "settings", "endpoints", "answers", "errors", "reach")
 
-# What none of them needs on the common path, and what needs it instead. (urllib.parse is
-# on it: reach splits the endpoint URL when a connection's first call decides its route.)
+# What none of them needs on the common path, and what needs it instead.
 RARE = {
     "base64": "a client context, a log tail, proxy credentials",
     "binascii": "a log tail",
     "random": "a delivery's retry",
+    "urllib.parse": "an endpoint URL not in the form scheme://host[:port], a proxy",
     "urllib.request": "a *_proxy variable",
     "botocore": "a shared AWS file, a role to assume, credentials not in the environment",
     "dataclasses": "nothing: plain classes",
@@ -56,7 +56,7 @@ def test_the_checks_of_a_call_import_nothing_a_rare_path_needs():
 
 def test_the_first_call_of_a_new_connection_imports_only_what_it_needs(db):
     """The server's credentials are in its environment, it has no shared AWS file and no
-    proxy: botocore, urllib.request, http.client, dataclasses and the relay's modules stay
+    proxy: botocore, urllib, http.client, dataclasses and the relay's modules stay
     unimported."""
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
                       ).fetchone() == (200,)
@@ -66,7 +66,7 @@ def test_the_first_call_of_a_new_connection_imports_only_what_it_needs(db):
                "LANGUAGE plpython3u")
     loaded = set(json.loads(notices[-1]))
     assert "plpy_lambda.sql" in loaded
-    never = ("botocore", "urllib.request", "http", "email", "dataclasses", "argparse",
+    never = ("botocore", "urllib", "http", "email", "dataclasses", "argparse",
              "psycopg", "plpy_lambda.relay")
     assert not [name for name in loaded if name in never or name.split(".")[0] in never]
 
