@@ -26,7 +26,8 @@ SSL_CERT_FILE and SSL_CERT_DIR can move), where boto3 would trust certifi's
 bundle or botocore's own cacert.pem. The host name is always verified. To keep a
 connection's first call cheap, botocore is consulted only when AWS_CA_BUNDLE is unset
 and a shared config file exists, urllib.request is imported only when some *_proxy
-variable is set, and http.client only to read a proxy's answer to CONNECT.
+variable is set, http.client only to read a proxy's answer to CONNECT, and socket.py
+not at all for a plain HTTP endpoint (the _socket module connects; ssl imports it).
 
 Decided once per endpoint, on a backend's first connection to it (client.Pool),
 and kept: a changed environment, config file or CA bundle takes effect in new
@@ -34,10 +35,10 @@ database connections, as changed credentials do. A decision that fails (an
 unusable CA bundle or proxy URL, LM020) is not kept: the next call tries again.
 """
 
+import _socket
 import errno
 import os
 import re
-import socket
 import time
 
 from plpy_lambda import endpoints, errors
@@ -108,7 +109,7 @@ class Route:
         else:
             address, failed = (_encoded_host(self.proxy.host), self.proxy.port), self._proxy_failed
         try:
-            sock = socket.create_connection(address, timeout)
+            sock = _create_connection(address, timeout)
         except OSError as error:
             raise failed(error) from None
         try:
@@ -148,6 +149,8 @@ class Route:
         """
         proxy = self.proxy
         deadline = time.monotonic() + timeout
+        import socket  # http.client reads the proxy's answer from a socket.socket's file
+
         try:
             sock = socket.create_connection((_encoded_host(proxy.host), proxy.port), timeout)
         except OSError as error:
@@ -224,10 +227,33 @@ def _encoded_host(host):
     return encoded
 
 
+def _create_connection(address, timeout):
+    """socket.create_connection(address, timeout), on the _socket module: each address of
+    the host tried in turn, the last error raised. socket.py (its enums) is not imported
+    for it: a plain HTTP endpoint needs nothing else of it (ssl imports it for TLS)."""
+    host, port = address
+    error = None
+    for family, kind, proto, _name, sockaddr in _socket.getaddrinfo(
+            host, port, 0, _socket.SOCK_STREAM):
+        sock = None
+        try:
+            sock = _socket.socket(family, kind, proto)
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        raise error
+    raise OSError("getaddrinfo returns an empty list")
+
+
 def _no_delay(sock):
     """TCP_NODELAY, as http.client sets it: a request goes out as soon as it is written."""
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
     except OSError as error:
         if error.errno != errno.ENOPROTOOPT:  # a system without it
             raise
@@ -264,7 +290,7 @@ def proxy_url(endpoint):
     try:
         if urllib.request.proxy_bypass_environment(netloc, proxies):
             return None
-    except (TypeError, socket.gaierror):  # as botocore.utils.should_bypass_proxies
+    except (TypeError, _socket.gaierror):  # as botocore.utils.should_bypass_proxies
         pass
     url = proxies.get(urlsplit(endpoint).scheme)
     if not url:
