@@ -59,12 +59,12 @@ _PARTIAL_ARN = re.compile(
     re.ASCII,
 )
 _BARE_NAME = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?", re.ASCII)
-_QUALIFIER_ALONE = re.compile(_QUALIFIER, re.ASCII)
 
 # Region names by partition, as botocore's partitions.json has them; kept here so
 # that validating a region needs no import. The test suite checks this table
 # against the installed botocore. Matched with re.ASCII: \w and \d are [A-Za-z0-9_]
-# and [0-9] here.
+# and [0-9] here. Each pattern is compiled when a region is first matched against it
+# (re keeps it): a server whose regions are all in "aws" compiles one.
 PARTITIONS = (
     ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+", "amazonaws.com"),
     ("aws-cn", r"cn-\w+-\d+", "amazonaws.com.cn"),
@@ -75,7 +75,6 @@ PARTITIONS = (
     ("aws-iso-f", r"us-isof-\w+-\d+", "csp.hci.ic.gov"),
     ("aws-us-gov", r"us-gov-\w+-\d+", "amazonaws.com"),
 )
-_PARTITION_REGIONS = tuple((re.compile(entry[1], re.ASCII), entry) for entry in PARTITIONS)
 # The region in the model's ARN patterns: (eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}
 _REGION_SHAPE = re.compile(r"(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]", re.ASCII)
 
@@ -170,7 +169,7 @@ def check_qualifier(qualifier, argument="qualifier"):
     """A version number, $LATEST or an alias name, 1 to 128 characters."""
     if qualifier is None:
         return None
-    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not _QUALIFIER_ALONE.fullmatch(qualifier):
+    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not re.fullmatch(_QUALIFIER, qualifier, re.ASCII):
         raise BadArgument(
             argument,
             f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, a version number or '
@@ -193,8 +192,8 @@ def check_region(region, argument="region"):
 
 def _partition_entry(region):
     """The PARTITIONS row whose region pattern matches, or None."""
-    for pattern, entry in _PARTITION_REGIONS:
-        if pattern.fullmatch(region):
+    for entry in PARTITIONS:
+        if re.fullmatch(entry[1], region, re.ASCII):
             return entry
     return None
 
