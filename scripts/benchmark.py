@@ -66,7 +66,8 @@ def main(argv=None):
 
 
 def header(bench):
-    """Print what the run ran on; returns a one-line description of the machine."""
+    """Create the floor function (and pgsql-http, where installed) and print what the run runs on;
+    returns a one-line description of the machine for the chart."""
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
