@@ -10,7 +10,8 @@ shape only the default URL; where botocore refuses a combination for a region, s
 this module (BadConfiguration, before anything is sent). Booleans are read as botocore
 reads them: only "true", in any case, and a set variable, even empty, hides the profile.
 
-`configured` and `endpoint_url` are pure. `for_region` reads the environment and, only
+`configured`, `endpoint_url` and `split` (an endpoint URL's parts, as urlsplit reads
+them) are pure. `for_region` reads the environment and, only
 when a shared AWS file exists, the profile (which imports botocore) once per backend, and
 keeps each region's URL.
 """
