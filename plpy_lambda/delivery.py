@@ -31,7 +31,6 @@ BACKOFF_CAP = 300.0
 PRUNE_EVERY = 60.0  # seconds between removals of expired succeeded deliveries
 SUCCEEDED = "succeeded"
 COUNTED = (SUCCEEDED, FAILED, RETRY, DEAD)  # the columns of aws_lambda_internal._batch_counts
-_CHECKED_CACHE_SIZE = 256  # distinct argument sets whose check result a backend keeps
 _LARGEST_DELIVERY_ID = 2**63 - 1  # aws_lambda.deliveries.id is a bigint
 
 
@@ -50,10 +49,7 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
             # the id must still fit Lambda's client-context limit
             arguments.client_context(
                 arguments.with_delivery_id(call.context, _LARGEST_DELIVERY_ID))
-        queued = call.queued()
-        if len(cache) >= _CHECKED_CACHE_SIZE:
-            cache.clear()
-        cache[key] = queued
+        queued = state.remember(cache, key, call.queued())
     if payload_size is None:
         raise errors.BadArgument("payload", "must not be NULL; pass '{}' for an empty event",
                                  null=True)
@@ -100,7 +96,7 @@ WHERE status = 'succeeded' AND delivered_at < pg_catalog.now() - $1 * interval '
 """
 
 
-def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
+def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_settings):
     """Claim up to batch_size due deliveries, send them, record the outcomes.
 
     Returns the number of outcomes per status. Runs inside the caller's transaction;
@@ -112,17 +108,18 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator):
     batch.check_concurrency(max_concurrency)
     plans = _plans(plpy, state)
     if state.pruned_at is None or time.monotonic() - state.pruned_at > PRUNE_EVERY:
-        interrupts.execute(plpy, plans["prune"], [operator.retention])
+        interrupts.execute(plpy, plans["prune"], [operator_settings.retention])
         state.pruned_at = time.monotonic()
     counts = dict.fromkeys(COUNTED, 0)
     rows = interrupts.execute(plpy, plans["claim"], [batch_size])
     if not rows:
         return counts
     claimed_by_id = {row["id"]: row for row in rows}
-    outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator, max_concurrency)
+    outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator_settings,
+                         max_concurrency)
     record_columns = [[] for _ in RECORD_TYPES]  # RECORD's arrays, one value per delivery
     for delivery_id, outcome in outcomes:
-        values = _recorded(claimed_by_id[delivery_id], outcome, operator)
+        values = _recorded(claimed_by_id[delivery_id], outcome, operator_settings)
         counts[values[1]] += 1
         for column, value in zip(record_columns, values):
             column.append(value)
@@ -171,7 +168,7 @@ def _invocation(row, context):
                               row["invocation_type"], row["log_type"], context, row["qualifier"])
 
 
-def _recorded(row, outcome, operator):
+def _recorded(row, outcome, operator_settings):
     """The values RECORD writes for one delivery: id, status, delay, status_code,
     response, executed_version, log_result, last_error."""
     if not isinstance(outcome, errors.LambdaError):
@@ -181,18 +178,18 @@ def _recorded(row, outcome, operator):
     verdict = errors.delivery_verdict(outcome)
     delay = None
     if verdict == RETRY:
-        if attempt >= operator.max_attempts:
+        if attempt >= operator_settings.max_attempts:
             verdict = DEAD
             next_step = (f"Gave up after {attempt} attempts "
-                         f"({settings.MAX_ATTEMPTS} = {operator.max_attempts}).")
-        elif row["age"] >= operator.max_age:
+                         f"({settings.MAX_ATTEMPTS} = {operator_settings.max_attempts}).")
+        elif row["age"] >= operator_settings.max_age:
             verdict = DEAD
             next_step = (f"Gave up: queued {round(row['age'])} s ago, past "
-                         f"{settings.MAX_AGE} ({round(operator.max_age)} s).")
+                         f"{settings.MAX_AGE} ({round(operator_settings.max_age)} s).")
         else:
             delay = backoff(attempt)
-            next_step = (f"Attempt {attempt} of at most {operator.max_attempts} failed; the "
-                         f"next is due in {delay:.1f} s.")
+            next_step = (f"Attempt {attempt} of at most {operator_settings.max_attempts} "
+                         f"failed; the next is due in {delay:.1f} s.")
     elif isinstance(outcome, errors.InvalidResponse):
         next_step = "Not retried: the function ran, and its answer is unusable (see DETAIL)."
     elif verdict == DEAD:

@@ -1,4 +1,4 @@
-"""How a request reaches its endpoint: the connection, its proxy and TLS trust as the AWS SDK picks them.
+"""How a request reaches its endpoint: the connection, proxy and TLS trust the AWS SDK would use.
 
 Proxy, as botocore chooses it (botocore.utils.get_environ_proxies and
 botocore.httpsession.ProxyConfiguration): from the server process's environment,
