@@ -5,8 +5,6 @@ variable (`:'aws_lambda_arn_1'`) arrives as the text "(name,region)" in the text
 overload, with every later positional argument shifted by one place.
 """
 
-from __future__ import annotations
-
 import json
 
 from plpy_lambda import names

@@ -34,8 +34,6 @@ Where we are stricter than the model, on purpose:
   (Lambda Managed Instances; an unqualified call reaches it already).
 """
 
-from __future__ import annotations
-
 import re
 import unicodedata
 

@@ -14,8 +14,6 @@
   DATABASE ... SET it); the SQL layer passes its current value in.
 """
 
-from __future__ import annotations
-
 import re
 
 from plpy_lambda import endpoints
