@@ -185,6 +185,56 @@ class Route:
         return tls
 
 
+def _split(endpoint):
+    """(scheme, netloc, hostname or None, port or None) of an endpoint URL, as
+    urllib.parse.urlsplit reads them (endpoints.split reads the normal form without it)."""
+    parts = endpoints.split(endpoint)
+    if parts is not None:
+        return parts
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    return parts.scheme, parts.netloc, parts.hostname, parts.port
+
+
+def _encoded_host(host):
+    """host as the resolver and TLS take it: a plain ASCII name encoded here as the idna
+    codec encodes one (labels of 1 to 63 characters), because socket and ssl encode a str
+    with that codec, whose first use imports it (a millisecond or more on a connection's
+    first call); any other host as it is, for them to encode (or refuse) as before."""
+    try:
+        encoded = host.encode("ascii")
+    except UnicodeEncodeError:
+        return host
+    labels = encoded.split(b".")
+    if any(not 0 < len(label) < 64 for label in labels[:-1]) or len(labels[-1]) >= 64:
+        return host
+    return encoded
+
+
+def _create_connection(address, timeout):
+    """socket.create_connection(address, timeout), on the _socket module: each address of
+    the host tried in turn, the last error raised. socket.py (its enums) is not imported
+    for it: a plain HTTP endpoint needs nothing else of it (ssl imports it for TLS)."""
+    host, port = address
+    error = None
+    for family, kind, proto, _name, sockaddr in _socket.getaddrinfo(
+            host, port, 0, _socket.SOCK_STREAM):
+        sock = None
+        try:
+            sock = _socket.socket(family, kind, proto)
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        raise error
+    raise OSError("getaddrinfo returns an empty list")
+
+
 def _no_delay(sock):
     """TCP_NODELAY, as http.client sets it: a request goes out as soon as it is written."""
     try:
