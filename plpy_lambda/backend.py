@@ -5,8 +5,6 @@ arguments and the operator's settings are built on first use and reused by every
 later call of the same connection.
 """
 
-from __future__ import annotations
-
 from plpy_lambda.client import Transport
 from plpy_lambda.credentials import CredentialSource
 from plpy_lambda.interrupts import Checker, Workers

@@ -16,8 +16,6 @@ yet started are never sent, the connections of those in flight are closed, and t
 ERROR is the usual one.
 """
 
-from __future__ import annotations
-
 import heapq
 import time
 

@@ -55,8 +55,6 @@ it is checked just before the request is sent.
 How a connection reaches the endpoint (a proxy, the TLS trust) is reach.py's.
 """
 
-from __future__ import annotations
-
 import _socket
 import select
 import struct
@@ -174,12 +172,7 @@ class Connection:
 
 def _connect(route, timeout):
     """In a worker thread: a new Connection through route (reach.Route), or NotConnected."""
-    open_socket = getattr(route, "open", None)
-    if open_socket is not None:
-        sock = open_socket(timeout)
-    else:
-        made = route.connect(timeout)  # an http.client connection: only its socket is used
-        sock, made.sock = made.sock, None
+    sock = route.open(timeout)
     try:
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         return Connection(sock)

@@ -9,8 +9,6 @@ backend: a server process's environment does not change while it runs.
 Secrets stay inside the credential objects and the request signature.
 """
 
-from __future__ import annotations
-
 import os
 import threading
 

@@ -24,8 +24,6 @@ backend asks them to as its next call starts (it cannot run timers while idle,
 as PL/Python holds the GIL then), and they end during that call's first wait.
 """
 
-from __future__ import annotations
-
 import os
 import threading
 import time

@@ -1,7 +1,5 @@
 """One invocation: a checked Invocation in, a result row out (or a LambdaError)."""
 
-from __future__ import annotations
-
 import json
 import time
 

@@ -9,8 +9,6 @@ against botocore.auth.SigV4Auth by the test suite, and the local endpoint
 verifies every request with botocore.
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import time

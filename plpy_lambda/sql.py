@@ -6,8 +6,6 @@ DETAIL and a SQLSTATE of ours (an exception leaving PL/Python is always printed 
 "Type: message").
 """
 
-from __future__ import annotations
-
 from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
 
 QUEUED_EVENT = {"status_code": 202, "payload": None, "executed_version": None, "log_result": None}
@@ -128,17 +126,7 @@ def _calls_of(shared, payloads):
         except errors.LambdaError as error:
             yield ordinality, error
             continue
-        yield ordinality, _with_payload(shared, data)
-
-
-def _with_payload(call, payload):
-    """call with another payload (Invocation.with_payload, where it has one)."""
-    copy = getattr(call, "with_payload", None)
-    if copy is not None:
-        return copy(payload)
-    import dataclasses
-
-    return dataclasses.replace(call, payload=payload)
+        yield ordinality, shared.with_payload(data)
 
 
 NOT_QUEUED = dict.fromkeys(
