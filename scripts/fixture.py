@@ -33,10 +33,12 @@ def endpoint(**options):
                     **options)
 
 
-def cluster(endpoint_url, conf=None, extension=True):
+def cluster(endpoint_url, conf=None, extension=True, env=None):
     """A started throwaway cluster whose server calls endpoint_url with SERVER_ENV's
-    credentials; with extension, aws_lambda is created in the database postgres."""
-    pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{endpoint_url}'", **(conf or {})}, env=SERVER_ENV)
+    credentials (env: more of the server's environment); with extension, aws_lambda is
+    created in the database postgres."""
+    pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{endpoint_url}'", **(conf or {})},
+                 env={**SERVER_ENV, **(env or {})})
     try:
         pg.start()
         if extension:

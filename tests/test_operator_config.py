@@ -3,6 +3,7 @@
 import psycopg
 import pytest
 
+import fixture
 from cluster import Cluster, free_port
 from conftest import SERVER_ENV
 
@@ -71,17 +72,12 @@ ROLE = "arn:aws:iam::123456789012:role/lambda-invoker"
 def test_role_arn_is_assumed_and_its_credentials_refresh(duration, expected_sts_calls):
     """The operator's role: STS AssumeRole with the server's keys, then calls signed with
     the temporary keys; credentials close to expiry are fetched again."""
-    from conftest import ACCESS_KEY, FUNCTIONS, SECRET_KEY
-    from lambda_emulator import Emulator
+    from conftest import ACCESS_KEY
 
-    with Emulator(FUNCTIONS, credentials={ACCESS_KEY: SECRET_KEY},
-                  assume_role_duration=duration) as emu:
-        pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{emu.url}'",
-                           "aws_lambda.role_arn": f"'{ROLE}'"},
-                     env={**SERVER_ENV, "AWS_ENDPOINT_URL_STS": emu.url})
-        pg.start()
+    with fixture.endpoint(assume_role_duration=duration) as emu:
+        pg = fixture.cluster(emu.url, conf={"aws_lambda.role_arn": f"'{ROLE}'"},
+                             env={"AWS_ENDPOINT_URL_STS": emu.url})
         try:
-            pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
             with connect(pg) as conn:
                 for _ in range(2):
                     row = conn.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone()

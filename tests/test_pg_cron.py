@@ -19,8 +19,7 @@ import time
 import psycopg
 import pytest
 
-from cluster import Cluster
-from conftest import SERVER_ENV
+import fixture
 
 RECIPE = "CALL aws_lambda.deliver(run_for => interval '55 seconds')"
 ONCE = "CALL aws_lambda.deliver()"
@@ -38,17 +37,14 @@ pytestmark = pytest.mark.skipif(not pg_cron_installed(),
 
 @pytest.fixture(scope="module")
 def cron_cluster(emulator):
-    pg = Cluster(conf={
-        "aws_lambda.endpoint_override": f"'{emulator.url}'",
+    pg = fixture.cluster(emulator.url, conf={
         "shared_preload_libraries": "'pg_cron'",
         "cron.database_name": "'postgres'",
         "cron.use_background_workers": "on",
         "max_worker_processes": "20",
-    }, env=SERVER_ENV)
-    pg.start()
+    })
     try:
         pg.psql("""
-            CREATE EXTENSION aws_lambda CASCADE;
             CREATE EXTENSION pg_cron;
             CREATE ROLE relay LOGIN;
             GRANT USAGE ON SCHEMA aws_lambda TO relay;

@@ -20,12 +20,12 @@ import botocore.utils
 import psycopg
 import pytest
 
-from cluster import Cluster, free_port
-from conftest import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, SECRET_KEY, SERVER_ENV
+import fixture
+from cluster import free_port
+from conftest import REGION
 from forward_proxy import ForwardProxy
 from plpy_lambda import errors, reach
 from plpy_lambda.credentials import CredentialSource
-from lambda_emulator import Emulator
 from tls import PrivateCA
 
 USER = "proxy-user"
@@ -50,8 +50,7 @@ def ca():
 
 def _endpoint(ca=None, certificate="server"):
     context = ca.server_context(certificate) if ca else None
-    return Emulator(FUNCTIONS, region=REGION, account_id=ACCOUNT,
-                    credentials={ACCESS_KEY: SECRET_KEY}, ssl_context=context)
+    return fixture.endpoint(ssl_context=context)
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +138,8 @@ def clusters(ca, tls_endpoint, plain_endpoint, proxy, auth_proxy, refusing_proxy
     }
 
     def start(env):
-        pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{tls_endpoint.url}'"},
-                     env={**SERVER_ENV, **env})
+        pg = fixture.cluster(tls_endpoint.url, env=env)
         pg.endpoint = tls_endpoint.url
-        pg.start()
-        pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
         return pg
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -18,9 +18,9 @@ import time
 import psycopg
 import pytest
 
-from cluster import Cluster, free_port
-from conftest import ACCESS_KEY, ACCOUNT, FUNCTIONS, REGION, ROOT, SECRET_KEY, SERVER_ENV
-from lambda_emulator import Emulator
+import fixture
+from cluster import free_port
+from conftest import ROOT
 
 BATCH = 100  # deliver()'s default batch size: the most a crash may send twice
 QUEUE_SLEEPS = """
@@ -94,15 +94,14 @@ def own_server():
     """A cluster and an endpoint of this module's own, to crash and to stop.
 
     The endpoint keeps its port across stop() and start(), as a real one would."""
-    emu = Emulator(FUNCTIONS, port=free_port(), region=REGION, account_id=ACCOUNT,
-                   credentials={ACCESS_KEY: SECRET_KEY}).start()
-    pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{emu.url}'"}, env=SERVER_ENV)
+    emu = fixture.endpoint(port=free_port()).start()
     try:
-        pg.start()
-        pg.psql("CREATE EXTENSION aws_lambda CASCADE;", check=True)
-        yield pg, emu
+        pg = fixture.cluster(emu.url)
+        try:
+            yield pg, emu
+        finally:
+            pg.stop()
     finally:
-        pg.stop()
         emu.stop()
 
 
