@@ -10,8 +10,11 @@ CREATE SCHEMA aws_lambda;
 -- What the public functions run on: no application role calls these (see the grants at the end).
 CREATE SCHEMA aws_lambda_internal;
 
--- What the Python side hands back: a result, or the error to raise.
+-- What the Python side hands back, for invoke and for each item of invoke_many: a result,
+-- or the error to raise. ordinality: the item's place in invoke_many (NULL for invoke, and
+-- for an error of the whole invoke_many call).
 CREATE TYPE aws_lambda_internal._invoke_result AS (
+    ordinality bigint,
     status_code int,
     payload text,
     executed_version text,
@@ -65,24 +68,12 @@ $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call
 -- comes back as a row whose ordinality is NULL.
-CREATE TYPE aws_lambda_internal._batch_row AS (
-    ordinality bigint,
-    status_code int,
-    payload text,
-    executed_version text,
-    log_result text,
-    error_sqlstate text,
-    error_message text,
-    error_detail text,
-    error_hint text
-);
-
 CREATE FUNCTION aws_lambda_internal._invoke_many_py(
     function_name text, payloads text[], region text, invocation_type text, log_type text,
     context text, qualifier text, max_concurrency int,
     connect_timeout text, request_timeout text, conf_load_time timestamptz,
     result_type text DEFAULT 'json')
-RETURNS SETOF aws_lambda_internal._batch_row
+RETURNS SETOF aws_lambda_internal._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $py$

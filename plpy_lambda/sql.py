@@ -16,7 +16,7 @@ _NO_ERROR = (None, None, None, None)
 def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
                qualifier, composite_region, from_composite, connect_timeout, request_timeout,
                conf_load_time, events_after_commit=None, result_type="json"):
-    """One invocation: aws_lambda_internal._invoke_py's row (status_code, payload,
+    """One invocation: aws_lambda_internal._invoke_py's row (ordinality NULL, status_code, payload,
     executed_version, log_result, then the error columns). result_type ('json' or
     'jsonb') is the type the shell casts the payload to, so that a payload it cannot
     hold is an error of ours (LM005)."""
@@ -36,7 +36,7 @@ def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_ty
                 and settings.events_after_commit(events_after_commit)):
             _enqueue(plpy, state, call, payload)
             queued = QUEUED_EVENT
-            return (queued["status_code"], None, None, None) + _NO_ERROR
+            return (None, queued["status_code"], None, None, None) + _NO_ERROR
         timeouts = state.timeouts.get((connect_timeout, request_timeout))
         if timeouts is None:
             timeouts = state.remember(state.timeouts, (connect_timeout, request_timeout),
@@ -45,11 +45,11 @@ def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_ty
                                                        conf_load_time)
         result = invoke.for_result_type(
             invoke.run(plpy, state, call, timeouts, operator_settings, body), result_type)
-        return (result["status_code"], result["payload"], result["executed_version"],
+        return (None, result["status_code"], result["payload"], result["executed_version"],
                 result["log_result"]) + _NO_ERROR
     except errors.LambdaError as error:
         row = errors.as_row(error)
-        return (None, None, None, None, row["error_sqlstate"], row["error_message"],
+        return (None, None, None, None, None, row["error_sqlstate"], row["error_message"],
                 row["error_detail"], row["error_hint"])
 
 
