@@ -23,8 +23,35 @@ STATEMENTS = [
     ("the floor: SELECT public.bench_floor('{}')", "SELECT public.bench_floor('{}'::json)"),
     ("SELECT status_code FROM aws_lambda.invoke('noop', '{}')",
      "SELECT status_code FROM aws_lambda.invoke('noop', '{}'::json)"),
+    # Where invoke's time goes beyond the floor: its LANGUAGE sql shell, planned again for
+    # every statement, over a body that returns at once; and the call without the shell.
+    ("  a PL/Python function that returns at once", "SELECT pg_temp.bench_nothing('{}'::json)"),
+    ("  invoke's shell over a PL/Python body that returns at once",
+     "SELECT status_code FROM pg_temp.bench_shell('noop', '{}'::json)"),
+    ("  aws_lambda_internal._invoke_py('noop', ...) alone, no shell",
+     "SELECT status_code FROM aws_lambda_internal._invoke_py('noop', '{}', NULL, 'RequestResponse', 'None', "
+     "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL)"),
     ("  (SELECT 1 round trip, for reference)", "SELECT 1"),
 ]
+# invoke's shell (its definition, read from the catalog) over a body that returns at once.
+SHELL_BODY = """
+CREATE FUNCTION pg_temp.bench_invoke_nothing(
+    function_name text, payload text, region text, invocation_type text, log_type text, context text,
+    qualifier text, composite_region text, from_composite boolean, connect_timeout text,
+    request_timeout text, conf_load_time timestamptz, events_after_commit text, result_type text)
+RETURNS aws_lambda_internal._invoke_result LANGUAGE plpython3u SET search_path = pg_catalog, pg_temp
+AS $$return (None, 200, '{}', '$LATEST', None, None, None, None, None)$$
+"""
+
+
+def create_shell(conn):
+    """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, calling
+    pg_temp.bench_invoke_nothing where it calls aws_lambda_internal._invoke_py."""
+    conn.execute(SHELL_BODY)
+    (definition,) = conn.execute("""SELECT pg_get_functiondef(
+        'aws_lambda.invoke(text, json, text, text, text, json, varchar)'::regprocedure)""").fetchone()
+    conn.execute(definition.replace("FUNCTION aws_lambda.invoke(", "FUNCTION pg_temp.bench_shell(")
+                 .replace("aws_lambda_internal._invoke_py(", "pg_temp.bench_invoke_nothing("))
 
 
 def run(bench):
@@ -34,6 +61,7 @@ def run(bench):
         pid = backend_pid(conn)
         conn.execute("CREATE FUNCTION pg_temp.bench_nothing(payload json) RETURNS int "
                      "LANGUAGE plpython3u AS $$return 200$$")
+        create_shell(conn)
         loops, missing = {}, {}
         for label, item, check in LOOPS:
             sql = (f"SELECT count(*) FROM generate_series(1, %s) g, LATERAL {item} WHERE {check}"
