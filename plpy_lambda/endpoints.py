@@ -89,7 +89,7 @@ def configured(environ, profile=None, services=None, profile_name=None):
     if not ignored:
         url, source = _configured_url(environ, profile, services or {}, where)
     if url is not None:
-        url = _checked_url(url, source)
+        url = checked_url(url, source)
     return Configured(url, source, fips, fips_source, dualstack, dualstack_source)
 
 
@@ -235,8 +235,9 @@ def split(url):
     return scheme, netloc, name.lower() + percent + rest, int(port) if port else None
 
 
-def _checked_url(text, source):
-    """scheme://host[:port], as aws_lambda.endpoint_override; returns that normal form."""
+def checked_url(text, source):
+    """An endpoint URL (aws_lambda.endpoint_override or a configured one) checked as
+    scheme://host[:port]; returns that normal form. source names it in the error."""
     text = text.strip()
     if split(text) is not None:
         return text  # already the normal form

@@ -165,7 +165,7 @@ def parse_operator_settings(values, seconds=None):
     endpoint = (values.get(ENDPOINT_OVERRIDE) or "").strip() or None
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
-        endpoint = _endpoint_url(endpoint)
+        endpoint = endpoints.checked_url(endpoint, f"{ENDPOINT_OVERRIDE} in the server configuration")
     if role_arn is not None and not re.fullmatch(_ROLE_ARN, role_arn):
         raise BadConfiguration(
             f'{ROLE_ARN} in the server configuration is not an IAM role ARN: "{role_arn[:100]}"',
@@ -187,31 +187,3 @@ def _size_in_bytes(text):
             "(Lambda's own limit).",
         )
     return value
-
-
-def _endpoint_url(text):
-    """aws_lambda.endpoint_override, checked: its normal form scheme://host[:port]."""
-    if endpoints.split(text) is not None:
-        return text  # already the normal form
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(text)
-    try:
-        parts.port
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.username
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-    ):
-        raise BadConfiguration(
-            f'{ENDPOINT_OVERRIDE} in the server configuration is not an endpoint URL: "{text[:100]}"',
-            hint="Use scheme://host[:port], for example https://lambda.us-east-1.amazonaws.com "
-            "or http://127.0.0.1:9001.",
-        )
-    return f"{parts.scheme}://{parts.netloc}"

@@ -55,14 +55,27 @@ def test_endpoint_override_follows_a_configuration_reload(spare_cluster, emulato
         assert row == (200,)
 
 
-def test_a_bad_endpoint_override_is_a_configuration_error(spare_cluster):
-    spare_cluster.write_conf({"aws_lambda.endpoint_override": "'ftp://example.com/x'"})
+@pytest.mark.parametrize("value, problem", [
+    ("ftp://example.com/x", 'is not an endpoint URL: "ftp://example.com/x"'),
+    ("https://example.com/prefix", 'has a path ("/prefix")'),
+    ("https://user:s3cret@example.com", 'has a user name or password: "https://example.com"'),
+])
+def test_a_bad_endpoint_override_is_a_configuration_error(spare_cluster, value, problem):
+    """Checked as the endpoint URLs of the environment and the shared config are: the
+    same problems named, and nothing before an "@" (a password) shown."""
+    spare_cluster.write_conf({"aws_lambda.endpoint_override": f"'{value}'"})
     spare_cluster.reload()
-    with connect(spare_cluster) as conn:
-        with pytest.raises(psycopg.Error) as caught:
-            conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json, 'us-east-1')")
-        assert caught.value.diag.sqlstate == "LM020"
-        assert "aws_lambda.endpoint_override" in caught.value.diag.message_primary
+    try:
+        with connect(spare_cluster) as conn:
+            with pytest.raises(psycopg.Error) as caught:
+                conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json, 'us-east-1')")
+    finally:
+        spare_cluster.write_conf({"aws_lambda.endpoint_override": f"'http://127.0.0.1:{free_port()}'"})
+        spare_cluster.reload()
+    assert caught.value.diag.sqlstate == "LM020"
+    assert caught.value.diag.message_primary.startswith(
+        f"aws_lambda.endpoint_override in the server configuration {problem}")
+    assert "s3cret" not in str(caught.value)
 
 
 ROLE = "arn:aws:iam::123456789012:role/lambda-invoker"
