@@ -111,7 +111,7 @@ def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency):
     """
     transport = backend.transport
     checker = backend.checker(plpy)
-    limit = getattr(operator_settings, "max_response_bytes", client.MAX_RESPONSE_BYTES)
+    limit = operator_settings.max_response_bytes
     items = enumerate(calls)
     buffer_limit = BUFFER_FACTOR * max_concurrency
     loop = _Loop(transport.workers)

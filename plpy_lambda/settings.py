@@ -16,7 +16,7 @@
 
 import re
 
-from plpy_lambda import endpoints
+from plpy_lambda import client, endpoints
 from plpy_lambda.errors import BadConfiguration, BadSetting
 
 CONNECT_TIMEOUT = "aws_lambda.connect_timeout_ms"
@@ -28,7 +28,7 @@ MAX_AGE = "aws_lambda.delivery_max_age"
 RETENTION = "aws_lambda.delivery_retention"
 EVENTS_AFTER_COMMIT = "aws_lambda.events_after_commit"
 MAX_RESPONSE_BYTES = "aws_lambda.max_response_bytes"
-DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's own limit for a synchronous answer
+DEFAULT_MAX_RESPONSE_BYTES = client.MAX_RESPONSE_BYTES  # Lambda's own limit
 MAX_RESPONSE_RANGE = (1024, 1073741823)  # up to the largest value PostgreSQL can hold
 _SIZE_UNITS = {"": 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3}
 DEFAULT_CONNECT_TIMEOUT_MS = 1000

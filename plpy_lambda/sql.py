@@ -8,9 +8,10 @@ DETAIL and a SQLSTATE of ours (an exception leaving PL/Python is always printed 
 
 from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
 
-QUEUED_EVENT = {"status_code": 202, "payload": None, "executed_version": None, "log_result": None}
 _ENQUEUE = "SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7) AS id"
 _NO_ERROR = (None, None, None, None)
+# An Event queued by aws_lambda.events_after_commit: RDS's 202, the other columns NULL.
+_QUEUED_EVENT = (None, 202, None, None, None) + _NO_ERROR
 
 
 def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
@@ -20,7 +21,7 @@ def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_ty
     executed_version, log_result, then the error columns). result_type ('json' or
     'jsonb') is the type the shell casts the payload to, so that a payload it cannot
     hold is an error of ours (LM005)."""
-    state = GD.get(backend.GD_KEY) or backend.state(GD)
+    state = backend.state(GD)
     try:
         key = (function_name, region, invocation_type, log_type, context, qualifier,
                composite_region, from_composite)
@@ -35,8 +36,7 @@ def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_ty
         if (events_after_commit is not None and call.invocation_type == "Event"
                 and settings.events_after_commit(events_after_commit)):
             _enqueue(plpy, state, call, payload)
-            queued = QUEUED_EVENT
-            return (None, queued["status_code"], None, None, None) + _NO_ERROR
+            return _QUEUED_EVENT
         timeouts = state.timeouts.get((connect_timeout, request_timeout))
         if timeouts is None:
             timeouts = state.remember(state.timeouts, (connect_timeout, request_timeout),
