@@ -69,13 +69,12 @@ def describe(conn, what, objid, bodies):
         return ["{}: owner={} acl={}".format(what, *row) for row in conn.execute(
             "SELECT nspowner::regrole, nspacl FROM pg_namespace WHERE oid = %s", (objid,))]
     if what.startswith("type "):
-        lines = ["{}: typtype={} owner={} acl={} array={}".format(what, *row) for row in conn.execute("""
-            SELECT typtype, typowner::regrole, typacl, typarray::regtype
-            FROM pg_type WHERE oid = %s""", (objid,))]
-        return lines + ["{}: column {} {} {} collation={} notnull={}".format(what, *row[:5]) for row in
-                        conn.execute(COLUMNS.replace("a.attrelid = %s",
-                                                     "a.attrelid = (SELECT typrelid FROM pg_type WHERE oid = %s)"),
-                                     (objid,))]
+        typtype, owner, acl, array, relid = conn.execute("""
+            SELECT typtype, typowner::regrole, typacl, typarray::regtype, typrelid
+            FROM pg_type WHERE oid = %s""", (objid,)).fetchone()
+        return [f"{what}: typtype={typtype} owner={owner} acl={acl} array={array}"] + [
+            "{}: column {} {} {} collation={} notnull={}".format(what, *row[:5])
+            for row in conn.execute(COLUMNS, (relid,))]
     if what.startswith(("function ", "procedure ")):
         lines = []
         for row in conn.execute(FUNCTION, (objid,)):
