@@ -22,7 +22,6 @@ tail (X-Amz-Log-Result) decoded for a HINT.
 import json
 import re
 import sys
-from functools import cached_property
 
 # Nesting of arrays and objects. PostgreSQL's json parser takes some 150 bytes of stack
 # a level: at the default max_stack_depth (2 MB) it reaches about 13,000.
@@ -59,47 +58,33 @@ class Problem:
 
 
 class Answer:
-    """A response body, checked on first use."""
+    """A response body, checked: its text (None when it is not UTF-8) and why json
+    cannot hold it (problem, or None). Whether jsonb holds it is worked out on first use."""
+
+    __slots__ = ("body", "text", "problem", "_jsonb_problem")
 
     def __init__(self, body):
         self.body = body
-
-    @property
-    def text(self):
-        """The body as text when it is UTF-8, else None."""
-        text, _problem, _out_of_range = self._checked
-        return text
-
-    @property
-    def problem(self):
-        """Why json cannot hold the answer, or None."""
-        _text, problem, _out_of_range = self._checked
-        return problem
+        try:
+            self.text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            self.text = None
+            self.problem = Problem(_NOT_UTF8, f"Byte {error.start:,} of {len(body):,} does not "
+                                              "belong to a UTF-8 character.")
+        else:
+            self.problem = _json_problem(self.text)
+        self._jsonb_problem = _UNCHECKED
 
     def problem_for(self, result_type):
         """Why the requested type ('json' or 'jsonb') cannot hold the answer, or None."""
         if self.problem is not None or result_type != "jsonb":
             return self.problem
+        if self._jsonb_problem is _UNCHECKED:
+            self._jsonb_problem = _jsonb_problem(self.text)
         return self._jsonb_problem
 
-    @cached_property
-    def _checked(self):
-        """(text or None, Problem for json or None, first number jsonb cannot hold or None)"""
-        return _check(self.body)
 
-    @cached_property
-    def _jsonb_problem(self):
-        text, _problem, number = self._checked
-        if number is not None:
-            shown = number if len(number) <= 40 else (
-                f"{number[:20]}...{number[-12:]} ({len(number):,} characters)")
-            return Problem(f"{_NOT_JSONB}: the number {shown} is outside numeric's range",
-                           _JSON_HINT)
-        if "\\u" in text:
-            escape = _escape_problem(text)
-            if escape is not None:
-                return Problem(f"{_NOT_JSONB}: {escape}", _JSON_HINT)
-        return None
+_UNCHECKED = object()
 
 
 def check(body):
@@ -107,28 +92,63 @@ def check(body):
     return Answer(body)
 
 
-def _check(body):
-    """(text or None, Problem for json or None, first number jsonb cannot hold or None)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return None, Problem(_NOT_UTF8, f"Byte {error.start:,} of {len(body):,} does not belong "
-                                        "to a UTF-8 character."), None
-    numbers = _Numbers()
+def _jsonb_problem(text):
+    """Why jsonb cannot hold JSON text that json holds, or None."""
+    number = _out_of_range(text) if _MAYBE_OUT_OF_RANGE.search(text) else None
+    if number is not None:
+        shown = number if len(number) <= 40 else (
+            f"{number[:20]}...{number[-12:]} ({len(number):,} characters)")
+        return Problem(f"{_NOT_JSONB}: the number {shown} is outside numeric's range",
+                       _JSON_HINT)
+    if "\\u" in text:
+        escape = _escape_problem(text)
+        if escape is not None:
+            return Problem(f"{_NOT_JSONB}: {escape}", _JSON_HINT)
+    return None
+
+
+# Objects are checked, not built; numbers are never converted (str keeps their text);
+# NaN and Infinity, which Python's json reads, are refused.
+def _refuse_constant(name):
+    raise _NotANumber(name)
+
+
+def _no_object(_pairs):
+    return None
+
+
+_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_refuse_constant,
+                            object_pairs_hook=_no_object)
+# Where a number jsonb may not hold can be: a run as long as numeric's scale (the
+# weight's limit is longer), or an exponent. A match in a string is possible: the
+# numbers are then looked at one by one.
+_MAYBE_OUT_OF_RANGE = re.compile(r"(?<![-+.0-9])[-+.0-9]{%d}|[0-9][eE]" % _NUMERIC_SCALE)
+
+
+def _json_problem(text, numbers=None):
+    """Why json cannot hold text, or None. numbers (a _Numbers): note in it the first
+    number jsonb cannot hold."""
     if sys.getrecursionlimit() <= MAX_DEPTH or text.count("[") + text.count("{") <= MAX_DEPTH:
-        decoder = json.JSONDecoder(parse_int=numbers.integer, parse_float=numbers.decimal,
-                                   parse_constant=_refuse_constant,
-                                   object_pairs_hook=_no_object)
+        decoder = _DECODER if numbers is None else json.JSONDecoder(
+            parse_int=numbers.integer, parse_float=numbers.decimal,
+            parse_constant=_refuse_constant, object_pairs_hook=_no_object)
         try:
             decoder.decode(text)
-            return text, None, numbers.out_of_range
+            return None
         except _NotANumber as error:
-            return text, Problem(f"{NOT_JSON}: {error.args[0]} is not a JSON number"), None
+            return Problem(f"{NOT_JSON}: {error.args[0]} is not a JSON number")
         except ValueError as error:
-            return text, Problem(NOT_JSON, _position_hint(error)), None
+            return Problem(NOT_JSON, _position_hint(error))
         except RecursionError:
-            numbers = _Numbers()  # deeper than Python's json recurses: scan without recursion
-    return (text, *_scan(text, numbers))
+            pass  # deeper than Python's json recurses: scan without recursion
+    return _scan(text, numbers if numbers is not None else _Numbers())
+
+
+def _out_of_range(text):
+    """The first number in JSON text (that json holds) that numeric cannot hold, or None."""
+    numbers = _Numbers()
+    _json_problem(text, numbers)
+    return numbers.out_of_range
 
 
 def _position_hint(error):
@@ -140,16 +160,6 @@ def _position_hint(error):
 
 class _NotANumber(Exception):
     pass
-
-
-def _refuse_constant(name):
-    """NaN, Infinity, -Infinity: Python's json reads them; JSON has no such numbers."""
-    raise _NotANumber(name)
-
-
-def _no_object(_pairs):
-    """Objects are checked, not built."""
-    return None
 
 
 class _Numbers:
@@ -242,8 +252,8 @@ _VALUE, _FIRST_VALUE, _FIRST_KEY, _KEY, _COLON, _NEXT = range(6)
 
 
 def _scan(text, numbers):
-    """(Problem for json or None, first number jsonb cannot hold or None), found by a
-    scanner that keeps its own stack: for text nested deeper than Python's json recurses."""
+    """Why json cannot hold text, or None, found by a scanner that keeps its own stack:
+    for text nested deeper than Python's json recurses. numbers: as for _json_problem."""
     stack = []
     state = _VALUE
     position = 0
@@ -259,11 +269,11 @@ def _scan(text, numbers):
                 state = _COLON
                 continue
             if state != _VALUE and state != _FIRST_VALUE:
-                return _unexpected_at(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind))
             if kind == "open":
                 stack.append(match.group(kind))
                 if len(stack) > MAX_DEPTH:
-                    return Problem(_TOO_DEEP, _DEPTH_HINT), None
+                    return Problem(_TOO_DEEP, _DEPTH_HINT)
                 state = _FIRST_VALUE if match.group(kind) == "[" else _FIRST_KEY
                 continue
             if kind == "number" and numbers.out_of_range is None:
@@ -274,21 +284,21 @@ def _scan(text, numbers):
             opener = "[" if bracket == "]" else "{"
             if not stack or stack[-1] != opener or not (
                     state == _NEXT or state == (_FIRST_VALUE if opener == "[" else _FIRST_KEY)):
-                return _unexpected_at(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind))
             stack.pop()
             state = _NEXT
         elif kind == "comma":
             if state != _NEXT or not stack:
-                return _unexpected_at(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind))
             state = _VALUE if stack[-1] == "[" else _KEY
         else:  # colon
             if state != _COLON:
-                return _unexpected_at(text, match.start(kind)), None
+                return _unexpected_at(text, match.start(kind))
             state = _VALUE
     position = re.compile(_WHITESPACE).match(text, position).end()
     if position != len(text) or state != _NEXT or stack:
-        return _unexpected_at(text, position), None
-    return None, numbers.out_of_range
+        return _unexpected_at(text, position)
+    return None
 
 
 def _unexpected_at(text, position):

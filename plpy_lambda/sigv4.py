@@ -4,7 +4,9 @@ A few lines of hmac and hashlib instead of botocore's signer, which costs a
 large import on each new connection and a few hundred microseconds per call.
 A Template does everything that does not change from one call of the same shape
 to the next once (the canonical headers, the credential scope, the signing key),
-so that signing a call is two SHA-256 hashes and one HMAC. The result is checked
+so that signing a call is two SHA-256 hashes and one HMAC, whose two padded key blocks
+are hashed once a day (RFC 2104): a copy of each hash per call costs a third of what
+hmac.digest does, which looks up OpenSSL 3's MAC on every call. The result is checked
 against botocore.auth.SigV4Auth by the test suite, and the local endpoint
 verifies every request with botocore.
 """
@@ -18,6 +20,8 @@ UNSIGNED = ("user-agent", "expect", "x-amzn-trace-id")  # as botocore
 _signing_keys = {}
 _sha256 = hashlib.sha256
 _hmac = hmac.digest
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))  # RFC 2104's ipad and opad, as
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))  # bytes.translate tables
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -53,7 +57,7 @@ class Template:
     """The signature of requests that differ only in their time and payload."""
 
     __slots__ = ("_before_date", "_after_date", "_scope_tail", "_credential", "_secret",
-                 "_region", "_service", "_day", "_key")
+                 "_region", "_service", "_day", "_inner", "_outer")
 
     def __init__(self, method, host, path, query, headers, region, service, credentials):
         signed = {name.lower(): " ".join(str(value).split()) for name, value in headers.items()
@@ -76,20 +80,26 @@ class Template:
         self._region = region
         self._service = service
         self._day = None
-        self._key = None
+        self._inner = self._outer = None  # the day's signing key, as HMAC's two hashes
 
     def authorization(self, payload_hash, stamp):
         """The Authorization header for a request at stamp (YYYYMMDDTHHMMSSZ) whose
         payload has the SHA-256 hex digest payload_hash."""
         day = stamp[:8]
         if day != self._day:
-            self._key = _signing_key(self._secret, day, self._region, self._service)
+            block = _signing_key(self._secret, day, self._region, self._service).ljust(64, b"\0")
+            self._inner = _sha256(block.translate(_INNER_PAD))
+            self._outer = _sha256(block.translate(_OUTER_PAD))
             self._day = day
         canonical = self._before_date + stamp + self._after_date + payload_hash
         to_sign = (f"{ALGORITHM}\n{stamp}\n{day}{self._scope_tail}\n"
                    f"{_sha256(canonical.encode()).hexdigest()}")
+        inner = self._inner.copy()
+        inner.update(to_sign.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
         first, rest = self._credential
-        return f"{first}{day}{rest}{_hmac(self._key, to_sign.encode(), 'sha256').hex()}"
+        return f"{first}{day}{rest}{outer.hexdigest()}"
 
 
 def _signing_key(secret, day, region, service):
