@@ -111,7 +111,7 @@ class Request:
 
 
 class Response:
-    """An answer: status, headers (lower-case names) and body.
+    """An answer: status, headers (Headers) and body.
 
     A large body is read into an anonymous memory mapping rather than the heap, which
     would keep it after it is freed; it becomes bytes on first use."""
@@ -768,6 +768,31 @@ class Call:
         return errors.connection_lost(self.request.endpoint, what)
 
 
+class Headers:
+    """An answer's header fields, by name (lower case): the value of the last field of that
+    name, or default. Looked up in the head's text rather than all parsed up front: an
+    answer has some ten fields, and a call reads three to five."""
+
+    __slots__ = ("_text", "_lower")
+
+    def __init__(self, head):
+        if "\n " in head or "\n\t" in head:  # obsolete line folding: one line each
+            import re
+
+            head = re.sub(r"[ \t]*\r?\n[ \t]+", " ", head)
+        self._text = head
+        self._lower = head.lower()  # as long as head: latin-1 characters lower to one each
+
+    def get(self, name, default=None):
+        key = "\n" + name + ":"
+        at = self._lower.rfind(key)
+        if at < 0:
+            return default
+        start = at + len(key)
+        end = self._text.find("\n", start)
+        return self._text[start:end if end >= 0 else None].strip()
+
+
 class _Answer:
     """An HTTP/1.1 answer, parsed as its bytes arrive."""
 
@@ -877,8 +902,10 @@ class _Answer:
                 return True
 
     def _head(self, head, call):
-        lines = head.decode("latin-1").split("\n")
-        status_line = lines[0].rstrip("\r").split(None, 2)
+        text = head.decode("latin-1")
+        end = text.find("\n")
+        first = text if end < 0 else text[:end]
+        status_line = first.rstrip("\r").split(None, 2)
         try:
             if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
                 raise ValueError
@@ -886,34 +913,23 @@ class _Answer:
             if not 100 <= status <= 999:
                 raise ValueError
         except ValueError:
-            raise call.bad_answer(f"the answer is not HTTP: {lines[0][:60]!r}") from None
-        headers = {}
-        name = None
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and name is not None:  # an obsolete folded line
-                headers[name] += " " + line.strip()
-                continue
-            name, colon, value = line.partition(":")
-            if not colon:
-                name = None
-                continue
-            name = name.strip().lower()
-            headers[name] = value.strip()
+            raise call.bad_answer(f"the answer is not HTTP: {first[:60]!r}") from None
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             return
         self.status = status
-        self.headers = headers
+        self.headers = headers = Headers(text)
         version = status_line[0]
         connection = headers.get("connection", "").lower()
         self.will_close = "close" in connection or (
             version == "HTTP/1.0" and "keep-alive" not in connection)
+        length = headers.get("content-length")
         if status in (204, 304):
             self._state = 7
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             self._state = 2
-        elif "content-length" in headers:
+        elif length is not None:
             try:
-                length = int(headers["content-length"])
+                length = int(length)
                 if length < 0:
                     raise ValueError
             except ValueError:
