@@ -282,6 +282,7 @@ class Transport:
         self.workers = workers if workers is not None else interrupts.Workers()
         self.large_answer = False  # a body of MAPPED_BODY bytes or more was read
         self._waiter = None
+        self._tidy_at = 0.0  # when tidy next looks at idle connections and threads
 
     def pool(self, endpoint):
         pool = self._pools.get(endpoint)
@@ -290,20 +291,23 @@ class Transport:
         return pool
 
     def tidy(self):
-        """Called by the backend's thread as a call starts: close idle connections
-        beyond each pool's floor that are past IDLE_SECONDS (a pool no longer used
-        would keep them), end idle worker threads beyond theirs, and after a large
-        answer, give the memory freed since back to the system: glibc keeps freed
-        memory of large allocations (the answer, its text, PostgreSQL's copies) in
-        its arenas; malloc_trim returns it."""
+        """Called by the backend's thread as a call starts. After a large answer, give the
+        memory freed since back to the system: glibc keeps freed memory of large
+        allocations (the answer, its text, PostgreSQL's copies) in its arenas; malloc_trim
+        returns it. At most once a second: close idle connections beyond each pool's floor
+        that are past IDLE_SECONDS (a pool no longer used would keep them), and end idle
+        worker threads beyond theirs."""
+        if self.large_answer:
+            self.large_answer = False
+            _malloc_trim()
         now = time.monotonic()
+        if now < self._tidy_at:
+            return
+        self._tidy_at = now + 1.0
         for pool in self._pools.values():
             if len(pool._idle) > IDLE_FLOOR:
                 pool.release_idle(now)
         self.workers.release_idle()
-        if self.large_answer:
-            self.large_answer = False
-            _malloc_trim()
 
     def head(self, pool, request, credentials):
         """The request's bytes before its body: signed now."""

@@ -47,22 +47,31 @@ $py$;
 
 -- One invocation. Failures come back as error columns (see _no_error). result_type is
 -- what the shell casts the payload to ('json' or 'jsonb'): a payload that type cannot
--- hold is an error of ours (LM005), not the cast's. No SET clause: it runs only under
--- invoke's shells, which pin search_path (a SET here would cost every call some 5 us).
+-- hold is an error of ours (LM005), not the cast's. Two things would cost every warm call
+-- some 5 us, so it has neither: a SET clause (it runs only under invoke's shells, which
+-- pin search_path), and parameter names (PL/Python would set each as a global of the
+-- function and delete it again on every call). Its arguments are those of invoke_one:
 CREATE FUNCTION aws_lambda_internal._invoke_py(
-    function_name text, payload text, region text, invocation_type text, log_type text,
-    context text, qualifier text, composite_region text, from_composite boolean,
-    connect_timeout text, request_timeout text, conf_load_time timestamptz,
-    events_after_commit text, result_type text DEFAULT 'json')
+    text,         -- function_name
+    text,         -- payload
+    text,         -- region
+    text,         -- invocation_type
+    text,         -- log_type
+    text,         -- context
+    text,         -- qualifier
+    text,         -- composite_region
+    boolean,      -- from_composite
+    text,         -- connect_timeout
+    text,         -- request_timeout
+    timestamptz,  -- conf_load_time
+    text,         -- events_after_commit
+    text DEFAULT 'json')  -- result_type
 RETURNS aws_lambda_internal._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
 if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
-return GD["plpy_lambda.sql"].invoke_one(
-    plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
-    composite_region, from_composite, connect_timeout, request_timeout, conf_load_time,
-    events_after_commit, result_type)
+return GD["plpy_lambda.sql"].invoke_one(plpy, GD, *args)
 $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call
