@@ -48,10 +48,10 @@ $py$;
 
 -- One invocation. Failures come back as error columns (see _no_error). result_type is
 -- what the shell casts the payload to ('json' or 'jsonb'): a payload that type cannot
--- hold is an error of ours (LM005), not the cast's. Two things would cost every warm call
--- some 5 us, so it has neither: a SET clause (it runs only under invoke's shells, which
--- pin search_path), and parameter names (PL/Python would set each as a global of the
--- function and delete it again on every call). Its arguments are those of invoke_one:
+-- hold is an error of ours (LM005), not the cast's. It has neither a SET clause (it runs
+-- only under invoke's shells, which pin search_path) nor parameter names (PL/Python would
+-- set each as a global of the function and delete it again): each would cost every warm
+-- call microseconds. Its arguments are those of invoke_one:
 CREATE FUNCTION aws_lambda_internal._invoke_py(
     text,         -- function_name
     text,         -- payload
@@ -130,6 +130,76 @@ WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
 ORDER BY f.name, f.seqno DESC
 $$;
 
+-- What invoke runs under its shell, for each payload type: the call with the settings it
+-- reads, its error raised, its row typed. PL/pgSQL keeps its plans for the session, where
+-- a LANGUAGE sql body is parsed and planned again for every statement: the shells stay a
+-- one-call body. No SET clause: it runs only under invoke's shells, which pin search_path.
+CREATE TYPE aws_lambda_internal._json_result AS (
+    status_code int,
+    payload json,
+    executed_version text,
+    log_result text
+);
+
+CREATE FUNCTION aws_lambda_internal._invoke_json(
+    function_name text, payload json, region text, invocation_type text,
+    log_type text, context json, qualifier text, composite_region text,
+    from_composite boolean)
+RETURNS aws_lambda_internal._json_result
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    r aws_lambda_internal._invoke_result;
+    raised boolean;
+BEGIN
+    r := aws_lambda_internal._invoke_py(
+        function_name, payload::text, region, invocation_type, log_type, context::text,
+        qualifier, composite_region, from_composite,
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time(),
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json');
+    IF r.error_sqlstate IS NOT NULL THEN
+        raised := aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail,
+                                                r.error_hint);
+    END IF;
+    RETURN ROW(r.status_code, r.payload::json, r.executed_version, r.log_result);
+END
+$$;
+
+CREATE TYPE aws_lambda_internal._jsonb_result AS (
+    status_code int,
+    payload jsonb,
+    executed_version text,
+    log_result text
+);
+
+CREATE FUNCTION aws_lambda_internal._invoke_jsonb(
+    function_name text, payload jsonb, region text, invocation_type text,
+    log_type text, context jsonb, qualifier text, composite_region text,
+    from_composite boolean)
+RETURNS aws_lambda_internal._jsonb_result
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    r aws_lambda_internal._invoke_result;
+    raised boolean;
+BEGIN
+    r := aws_lambda_internal._invoke_py(
+        function_name, payload::text, region, invocation_type, log_type, context::text,
+        qualifier, composite_region, from_composite,
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time(),
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb');
+    IF r.error_sqlstate IS NOT NULL THEN
+        raised := aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail,
+                                                r.error_hint);
+    END IF;
+    RETURN ROW(r.status_code, r.payload::jsonb, r.executed_version, r.log_result);
+END
+$$;
+
 -- The public surface: RDS's four overloads (text or composite name x json or jsonb).
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -147,16 +217,9 @@ CREATE FUNCTION aws_lambda.invoke(
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT r.status_code, r.payload::json, r.executed_version, r.log_result
-FROM aws_lambda_internal._invoke_py(
-        $1, $2::text, $3, $4, $5, $6::text, $7, NULL, false,
-        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json') AS r
--- _no_error (which raises) runs only for a row that carries an error
-WHERE r.error_sqlstate IS NULL
-   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+SELECT aws_lambda_internal._invoke_json(
+    $1, $2, $3, $4, $5, $6, $7, NULL,
+    false)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -174,16 +237,9 @@ CREATE FUNCTION aws_lambda.invoke(
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT r.status_code, r.payload::jsonb, r.executed_version, r.log_result
-FROM aws_lambda_internal._invoke_py(
-        $1, $2::text, $3, $4, $5, $6::text, $7, NULL, false,
-        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb') AS r
--- _no_error (which raises) runs only for a row that carries an error
-WHERE r.error_sqlstate IS NULL
-   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+SELECT aws_lambda_internal._invoke_jsonb(
+    $1, $2, $3, $4, $5, $6, $7, NULL,
+    false)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -200,16 +256,9 @@ CREATE FUNCTION aws_lambda.invoke(
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT r.status_code, r.payload::json, r.executed_version, r.log_result
-FROM aws_lambda_internal._invoke_py(
-        ($1).function_name, $2::text, NULL, $3, $4, $5::text, $6, ($1).region, true,
-        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json') AS r
--- _no_error (which raises) runs only for a row that carries an error
-WHERE r.error_sqlstate IS NULL
-   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+SELECT aws_lambda_internal._invoke_json(
+    ($1).function_name, $2, NULL, $3, $4, $5, $6, ($1).region,
+    true)
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -226,16 +275,9 @@ CREATE FUNCTION aws_lambda.invoke(
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT r.status_code, r.payload::jsonb, r.executed_version, r.log_result
-FROM aws_lambda_internal._invoke_py(
-        ($1).function_name, $2::text, NULL, $3, $4, $5::text, $6, ($1).region, true,
-        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb') AS r
--- _no_error (which raises) runs only for a row that carries an error
-WHERE r.error_sqlstate IS NULL
-   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+SELECT aws_lambda_internal._invoke_jsonb(
+    ($1).function_name, $2, NULL, $3, $4, $5, $6, ($1).region,
+    true)
 $$;
 
 -- invoke_many: the same function for every payload, at most max_concurrency at a time.

@@ -47,10 +47,10 @@ $py$;
 
 -- One invocation. Failures come back as error columns (see _no_error). result_type is
 -- what the shell casts the payload to ('json' or 'jsonb'): a payload that type cannot
--- hold is an error of ours (LM005), not the cast's. Two things would cost every warm call
--- some 5 us, so it has neither: a SET clause (it runs only under invoke's shells, which
--- pin search_path), and parameter names (PL/Python would set each as a global of the
--- function and delete it again on every call). Its arguments are those of invoke_one:
+-- hold is an error of ours (LM005), not the cast's. It has neither a SET clause (it runs
+-- only under invoke's shells, which pin search_path) nor parameter names (PL/Python would
+-- set each as a global of the function and delete it again): each would cost every warm
+-- call microseconds. Its arguments are those of invoke_one:
 CREATE FUNCTION aws_lambda_internal._invoke_py(
     text,         -- function_name
     text,         -- payload
@@ -129,6 +129,45 @@ WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
 ORDER BY f.name, f.seqno DESC
 $$;
 
+-- What invoke runs under its shell, for each payload type: the call with the settings it
+-- reads, its error raised, its row typed. PL/pgSQL keeps its plans for the session, where
+-- a LANGUAGE sql body is parsed and planned again for every statement: the shells stay a
+-- one-call body. No SET clause: it runs only under invoke's shells, which pin search_path.
+-- @each payload
+CREATE TYPE aws_lambda_internal._{{payload_type}}_result AS (
+    status_code int,
+    payload {{payload_type}},
+    executed_version text,
+    log_result text
+);
+
+CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
+    function_name text, payload {{payload_type}}, region text, invocation_type text,
+    log_type text, context {{payload_type}}, qualifier text, composite_region text,
+    from_composite boolean)
+RETURNS aws_lambda_internal._{{payload_type}}_result
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    r aws_lambda_internal._invoke_result;
+    raised boolean;
+BEGIN
+    r := aws_lambda_internal._invoke_py(
+        function_name, payload::text, region, invocation_type, log_type, context::text,
+        qualifier, composite_region, from_composite,
+        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+        pg_catalog.pg_conf_load_time(),
+        pg_catalog.current_setting('aws_lambda.events_after_commit', true), '{{payload_type}}');
+    IF r.error_sqlstate IS NOT NULL THEN
+        raised := aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail,
+                                                r.error_hint);
+    END IF;
+    RETURN ROW(r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result);
+END
+$$;
+-- @end
+
 -- The public surface: RDS's four overloads (text or composite name x json or jsonb).
 
 -- @each name payload
@@ -147,16 +186,9 @@ CREATE FUNCTION aws_lambda.invoke(
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result
-FROM aws_lambda_internal._invoke_py(
-        {{name}}, $2::text, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}::text, {{qualifier}}, {{composite_region}}, {{from_composite}},
-        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true), '{{payload_type}}') AS r
--- _no_error (which raises) runs only for a row that carries an error
-WHERE r.error_sqlstate IS NULL
-   OR aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
+SELECT aws_lambda_internal._invoke_{{payload_type}}(
+    {{name}}, $2, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}, {{qualifier}}, {{composite_region}},
+    {{from_composite}})
 $$;
 -- @end
 

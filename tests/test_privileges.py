@@ -119,10 +119,12 @@ def test_public_functions_are_volatile_and_parallel_unsafe(db):
 
 
 # A procedure that commits cannot carry a SET clause; it runs as its caller and every name
-# in its body is schema-qualified. _invoke_py runs only under invoke's SECURITY DEFINER
-# shells, which pin search_path (no role is granted it): a SET clause of its own would
-# cost every warm call some 5 us.
-UNPINNED_CALLER_FUNCTIONS = {"aws_lambda.deliver", "aws_lambda_internal._invoke_py"}
+# in its body is schema-qualified. What invoke runs under its SECURITY DEFINER shells, which
+# pin search_path (no role is granted these), has none: a SET clause costs every warm call
+# some 5 us.
+UNDER_INVOKE = {"aws_lambda_internal._invoke_json", "aws_lambda_internal._invoke_jsonb",
+                "aws_lambda_internal._invoke_py"}
+UNPINNED_CALLER_FUNCTIONS = {"aws_lambda.deliver"} | UNDER_INVOKE
 
 
 def test_every_function_pins_its_search_path(db):
@@ -135,13 +137,16 @@ def test_every_function_pins_its_search_path(db):
           AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)""").fetchall()
     assert {name for _, name, _ in rows} == UNPINNED_CALLER_FUNCTIONS
     assert [signature for signature, _, definer in rows if definer] == []
-    # What calls _invoke_py pins search_path for it.
-    callers = db.execute("""
-        SELECT p.oid::regprocedure::text, p.prosecdef
-               AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)
-        FROM pg_proc p
-        WHERE p.prosrc LIKE '%aws_lambda_internal._invoke_py(%'""").fetchall()
-    assert len(callers) == 4 and all(pinned for _, pinned in callers), callers
+    # Each runs under invoke's shells only: its callers are those shells, or each other.
+    for name in UNDER_INVOKE:
+        callers = db.execute("""
+            SELECT p.pronamespace::regnamespace || '.' || p.proname, p.prosecdef
+                   AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)
+            FROM pg_proc p
+            WHERE p.prosrc LIKE '%%' || %s || '(%%'""", [name]).fetchall()
+        assert callers and all(pinned or caller in UNDER_INVOKE for caller, pinned in callers), \
+            (name, callers)
+        assert {caller for caller, pinned in callers if pinned} <= {"aws_lambda.invoke"}, callers
 
 
 @pytest.mark.parametrize("how", ["SET", "ALTER ROLE", "ALTER DATABASE", "PGOPTIONS"])

@@ -23,35 +23,42 @@ STATEMENTS = [
     ("the floor: SELECT public.bench_floor('{}')", "SELECT public.bench_floor('{}'::json)"),
     ("SELECT status_code FROM aws_lambda.invoke('noop', '{}')",
      "SELECT status_code FROM aws_lambda.invoke('noop', '{}'::json)"),
-    # Where invoke's time goes beyond the floor: its LANGUAGE sql shell, planned again for
-    # every statement, over a body that returns at once; and the call without the shell.
+    # Where invoke's time goes beyond the floor: its layers (the LANGUAGE sql shell, planned
+    # again for every statement, and the PL/pgSQL function under it) over a body that returns
+    # at once; and the call without them.
     ("  a PL/Python function that returns at once", "SELECT pg_temp.bench_nothing('{}'::json)"),
-    ("  invoke's shell over a PL/Python body that returns at once",
+    ("  invoke's layers over a PL/Python body that returns at once",
      "SELECT status_code FROM pg_temp.bench_shell('noop', '{}'::json)"),
-    ("  aws_lambda_internal._invoke_py('noop', ...) alone, no shell",
+    ("  aws_lambda_internal._invoke_py('noop', ...) alone, without them",
      "SELECT status_code FROM aws_lambda_internal._invoke_py('noop', '{}', NULL, 'RequestResponse', 'None', "
      "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL)"),
     ("  (SELECT 1 round trip, for reference)", "SELECT 1"),
 ]
-# invoke's shell (its definition, read from the catalog) over a body that returns at once.
-SHELL_BODY = """
+# invoke's layers (their definitions, read from the catalog) over a body that returns at once.
+NOTHING = """
 CREATE FUNCTION pg_temp.bench_invoke_nothing(
-    function_name text, payload text, region text, invocation_type text, log_type text, context text,
-    qualifier text, composite_region text, from_composite boolean, connect_timeout text,
-    request_timeout text, conf_load_time timestamptz, events_after_commit text, result_type text)
-RETURNS aws_lambda_internal._invoke_result LANGUAGE plpython3u SET search_path = pg_catalog, pg_temp
+    text, text, text, text, text, text, text, text, boolean, text, text, timestamptz, text, text)
+RETURNS aws_lambda_internal._invoke_result LANGUAGE plpython3u
 AS $$return (None, 200, '{}', '$LATEST', None, None, None, None, None)$$
 """
 
 
 def create_shell(conn):
-    """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, calling
-    pg_temp.bench_invoke_nothing where it calls aws_lambda_internal._invoke_py."""
-    conn.execute(SHELL_BODY)
-    (definition,) = conn.execute("""SELECT pg_get_functiondef(
-        'aws_lambda.invoke(text, json, text, text, text, json, varchar)'::regprocedure)""").fetchone()
-    conn.execute(definition.replace("FUNCTION aws_lambda.invoke(", "FUNCTION pg_temp.bench_shell(")
-                 .replace("aws_lambda_internal._invoke_py(", "pg_temp.bench_invoke_nothing("))
+    """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, over
+    aws_lambda_internal._invoke_json as installed, calling pg_temp.bench_invoke_nothing
+    where that calls aws_lambda_internal._invoke_py."""
+    conn.execute(NOTHING)
+    for function, replace in [
+            ("aws_lambda_internal._invoke_json(text, json, text, text, text, json, text, text, boolean)",
+             {"aws_lambda_internal._invoke_json(": "pg_temp.bench_invoke_json(",
+              "aws_lambda_internal._invoke_py(": "pg_temp.bench_invoke_nothing("}),
+            ("aws_lambda.invoke(text, json, text, text, text, json, varchar)",
+             {"aws_lambda.invoke(": "pg_temp.bench_shell(",
+              "aws_lambda_internal._invoke_json(": "pg_temp.bench_invoke_json("})]:
+        (definition,) = conn.execute("SELECT pg_get_functiondef(%s::regprocedure)", [function]).fetchone()
+        for old, new in replace.items():
+            definition = definition.replace(old, new)
+        conn.execute(definition)
 
 
 def run(bench):
