@@ -128,7 +128,8 @@ _MAYBE_OUT_OF_RANGE = re.compile(r"(?<![-+.0-9])[-+.0-9]{%d}|[0-9][eE]" % _NUMER
 def _json_problem(text, numbers=None):
     """Why json cannot hold text, or None. numbers (a _Numbers): note in it the first
     number jsonb cannot hold."""
-    if sys.getrecursionlimit() <= MAX_DEPTH or text.count("[") + text.count("{") <= MAX_DEPTH:
+    if (len(text) <= MAX_DEPTH or sys.getrecursionlimit() <= MAX_DEPTH
+            or text.count("[") + text.count("{") <= MAX_DEPTH):
         decoder = _DECODER if numbers is None else json.JSONDecoder(
             parse_int=numbers.integer, parse_float=numbers.decimal,
             parse_constant=_refuse_constant, object_pairs_hook=_no_object)

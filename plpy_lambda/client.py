@@ -434,10 +434,22 @@ class Call:
     `events`, on_connected() when its connect job is done, on_timer() at wake_at.
     """
 
-    __slots__ = ("transport", "request", "pool", "role_arn", "timeouts", "deadline", "limit",
-                 "state", "outcome", "fd", "events", "wake_at", "job", "conn", "attempt",
-                 "fresh", "reused", "sent", "_out", "_written", "_first_write", "_first_failed",
-                 "_received", "_exchange_deadline", "_reset_until", "_answer", "key", "data")
+    # What a Call starts with, but for __init__'s: class attributes, so that making one
+    # (once per call) sets only what differs.
+    state = CONNECTING
+    outcome = None
+    fd = -1
+    events = 0
+    job = None
+    conn = None
+    attempt = 0
+    fresh = False  # the next attempt needs a new connection
+    reused = False
+    sent = False  # some attempt wrote (part of) the request
+    _out = None
+    _answer = None
+    key = None  # the caller's (batch.py)
+    data = None  # the caller's (batch.py)
 
     def __init__(self, transport, request, role_arn, timeouts, deadline, limit):
         self.transport = transport
@@ -447,21 +459,7 @@ class Call:
         self.timeouts = timeouts
         self.deadline = deadline
         self.limit = limit
-        self.state = CONNECTING
-        self.outcome = None
-        self.fd = -1
-        self.events = 0
         self.wake_at = deadline
-        self.job = None
-        self.conn = None
-        self.attempt = 0
-        self.fresh = False  # the next attempt needs a new connection
-        self.reused = False
-        self.sent = False  # some attempt wrote (part of) the request
-        self._out = None
-        self._answer = None
-        self.key = None  # the caller's (batch.py)
-        self.data = None  # the caller's (batch.py)
 
     def result(self):
         """The Response, or raise the LambdaError."""
@@ -784,41 +782,38 @@ class Headers:
             import re
 
             head = re.sub(r"[ \t]*\r?\n[ \t]+", " ", head)
-        self._text = head
+        self._text = head = head + "\n"  # every field's line ends with one
         self._lower = head.lower()  # as long as head: latin-1 characters lower to one each
 
     def get(self, name, default=None):
-        key = "\n" + name + ":"
-        at = self._lower.rfind(key)
+        at = self._lower.rfind("\n" + name + ":")
         if at < 0:
             return default
-        start = at + len(key)
-        end = self._text.find("\n", start)
-        return self._text[start:end if end >= 0 else None].strip()
+        start = at + len(name) + 2
+        return self._text[start:self._text.find("\n", start)].strip()
 
 
 class _Answer:
     """An HTTP/1.1 answer, parsed as its bytes arrive."""
 
-    __slots__ = ("limit", "buf", "status", "headers", "will_close", "until_end", "length",
-                 "chunk", "body", "extra", "large", "_mapped", "_size", "_state")
+    # What an answer starts with, but for its limit (see Call's).
+    buf = b""
+    status = None
+    headers = None
+    will_close = False
+    until_end = False
+    length = None  # body bytes still to come (Content-Length)
+    chunk = 0  # bytes left in the current chunk
+    body = None
+    extra = False  # bytes after the answer: the connection is not reused
+    large = False
+    _mapped = None
+    _size = 0
+    _state = 0  # 0 head, 1 body by length, 2 chunk size, 3 chunk data, 4 chunk end, 5 trailer,
+    # 6 until the end, 7 done
 
     def __init__(self, limit):
         self.limit = limit
-        self.buf = b""
-        self.status = None
-        self.headers = None
-        self.will_close = False
-        self.until_end = False
-        self.length = None  # body bytes still to come (Content-Length)
-        self.chunk = 0  # bytes left in the current chunk
-        self.body = None
-        self.extra = False  # bytes after the answer: the connection is not reused
-        self.large = False
-        self._mapped = None
-        self._size = 0
-        self._state = 0  # 0 head, 1 body by length, 2 chunk size, 3 chunk data, 4 chunk end,
-        # 5 trailer, 6 until the end, 7 done
 
     def feed(self, data, call):
         """Take bytes of the answer; True when it is whole. Raises LambdaError."""
@@ -844,6 +839,9 @@ class _Answer:
                     self.extra = bool(buf)
                     return True
             elif state == 1:
+                if len(buf) == self.length and self.body is None and self._mapped is None:
+                    self.body, self._size, self.length, self._state = buf, len(buf), 0, 7
+                    return True  # the common case: the whole body, in one read
                 take = buf if len(buf) <= self.length else buf[:self.length]
                 self._add(take, call)
                 self.length -= len(take)
@@ -909,7 +907,7 @@ class _Answer:
         text = head.decode("latin-1")
         end = text.find("\n")
         first = text if end < 0 else text[:end]
-        status_line = first.rstrip("\r").split(None, 2)
+        status_line = first.split(None, 2)
         try:
             if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
                 raise ValueError
