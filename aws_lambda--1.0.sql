@@ -47,7 +47,7 @@ GD["plpy_lambda.sql"] = plpy_lambda.sql
 $py$;
 
 -- One invocation. Failures come back as error columns (see _no_error). result_type is
--- what the shell casts the payload to ('json' or 'jsonb'): a payload that type cannot
+-- what _invoke_json or _invoke_jsonb casts the payload to: a payload that type cannot
 -- hold is an error of ours (LM005), not the cast's. It has neither a SET clause (it runs
 -- only under invoke's shells, which pin search_path) nor parameter names (PL/Python would
 -- set each as a global of the function and delete it again): each would cost every warm
@@ -159,6 +159,8 @@ BEGIN
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'json');
+    -- _no_error raises; called in an assignment, not by PERFORM, which would add the
+    -- query's text to the error's CONTEXT.
     IF r.error_sqlstate IS NOT NULL THEN
         raised := aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail,
                                                 r.error_hint);
@@ -192,6 +194,8 @@ BEGIN
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
         pg_catalog.pg_conf_load_time(),
         pg_catalog.current_setting('aws_lambda.events_after_commit', true), 'jsonb');
+    -- _no_error raises; called in an assignment, not by PERFORM, which would add the
+    -- query's text to the error's CONTEXT.
     IF r.error_sqlstate IS NOT NULL THEN
         raised := aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail,
                                                 r.error_hint);

@@ -1,6 +1,7 @@
 """What the function answered, made fit for SQL: JSON that json or jsonb holds, a log tail.
 
-A payload reaches SQL through the shells' `payload::json` or `payload::jsonb` cast. A
+A payload reaches SQL through a `payload::json` or `payload::jsonb` cast (invoke's in
+aws_lambda_internal._invoke_json or _invoke_jsonb, invoke_many's in its shell). A
 cast that fails would end the whole statement (in invoke_many: the whole batch) with
 PostgreSQL's own error, so every answer is checked here first, the way PostgreSQL's
 input functions check it, and refused as "Invalid response" (LM005) when it fails.

@@ -19,8 +19,8 @@ def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_ty
                conf_load_time, events_after_commit=None, result_type="json"):
     """One invocation: aws_lambda_internal._invoke_py's row (ordinality NULL, status_code, payload,
     executed_version, log_result, then the error columns). result_type ('json' or
-    'jsonb') is the type the shell casts the payload to, so that a payload it cannot
-    hold is an error of ours (LM005)."""
+    'jsonb') is the type aws_lambda_internal._invoke_json or _invoke_jsonb casts the
+    payload to, so that a payload it cannot hold is an error of ours (LM005)."""
     state = backend.state(GD)
     try:
         key = (function_name, region, invocation_type, log_type, context, qualifier,
