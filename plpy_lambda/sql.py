@@ -1,26 +1,25 @@
 """Entry points of the SQL functions: arguments in from SQL, rows (with error columns) out.
 
-Each gets plpy and GD passed in. Failures come back as error columns, never as
-Python exceptions, so that the SQL layer can raise them with RDS's exact message,
-DETAIL and a SQLSTATE of ours (an exception leaving PL/Python is always printed as
-"Type: message").
+Each gets plpy and GD passed in. Failures come back as error columns (invoke's: as None,
+its error columns kept for failure()), never as Python exceptions, so that the SQL layer
+can raise them with RDS's exact message, DETAIL and a SQLSTATE of ours (an exception
+leaving PL/Python is always printed as "Type: message", with a traceback).
 """
 
 from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
 
 _ENQUEUE = "SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7) AS id"
-_NO_ERROR = (None, None, None, None)
 # An Event queued by aws_lambda.events_after_commit: RDS's 202, the other columns NULL.
-_QUEUED_EVENT = (None, 202, None, None, None) + _NO_ERROR
+_QUEUED_EVENT = (202, None, None, None)
 
 
-def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_type, context,
-               qualifier, composite_region, from_composite, connect_timeout, request_timeout,
-               conf_load_time, events_after_commit=None, result_type="json"):
-    """One invocation: aws_lambda_internal._invoke_py's row (ordinality NULL, status_code, payload,
-    executed_version, log_result, then the error columns). result_type ('json' or
-    'jsonb') is the type aws_lambda_internal._invoke_json or _invoke_jsonb casts the
-    payload to, so that a payload it cannot hold is an error of ours (LM005)."""
+def invoke_one(plpy, GD, result_type, function_name, payload, region, invocation_type, log_type,
+               context, qualifier, composite_region, from_composite, connect_timeout,
+               request_timeout, conf_load_time, events_after_commit=None):
+    """One invocation: the row of aws_lambda_internal._invoke_json_py or _invoke_jsonb_py
+    (status_code, payload, executed_version, log_result), or None when it failed, with
+    the failure kept for failure(). result_type ('json' or 'jsonb') is the payload
+    column's type: a payload it cannot hold is an error of ours (LM005)."""
     state = backend.state(GD)
     try:
         key = (function_name, region, invocation_type, log_type, context, qualifier,
@@ -45,12 +44,21 @@ def invoke_one(plpy, GD, function_name, payload, region, invocation_type, log_ty
                                                        conf_load_time)
         result = invoke.for_result_type(
             invoke.run(plpy, state, call, timeouts, operator_settings, body), result_type)
-        return (None, result["status_code"], result["payload"], result["executed_version"],
-                result["log_result"]) + _NO_ERROR
+        return (result["status_code"], result["payload"], result["executed_version"],
+                result["log_result"])
     except errors.LambdaError as error:
-        row = errors.as_row(error)
-        return (None, None, None, None, None, row["error_sqlstate"], row["error_message"],
-                row["error_detail"], row["error_hint"])
+        state.failure = errors.as_row(error)
+        return None
+
+
+def failure(GD):
+    """aws_lambda_internal._failure: the error columns (sqlstate, message, detail, hint) of
+    the failure the last invoke_one returned None for, taken once."""
+    state = backend.state(GD)
+    row, state.failure = state.failure, None
+    if row is None:  # only a call out of turn, by the extension's owner
+        return ("XX000", "aws_lambda: no failed invocation to report", None, None)
+    return (row["error_sqlstate"], row["error_message"], row["error_detail"], row["error_hint"])
 
 
 def _checked(state, key, payload):

@@ -9,9 +9,8 @@ CREATE SCHEMA aws_lambda;
 -- What the public functions run on: no application role calls these (see the grants at the end).
 CREATE SCHEMA aws_lambda_internal;
 
--- What the Python side hands back, for invoke and for each item of invoke_many: a result,
--- or the error to raise. ordinality: the item's place in invoke_many (NULL for invoke, and
--- for an error of the whole invoke_many call).
+-- What the Python side hands back for each item of invoke_many: a result, or the error to
+-- raise. ordinality: the item's place in invoke_many (NULL for an error of the whole call).
 CREATE TYPE aws_lambda_internal._invoke_result AS (
     ordinality bigint,
     status_code int,
@@ -43,35 +42,6 @@ except ImportError as error:
                     "(or pgxn install aws_lambda), then reconnect.",
                sqlstate="LM090")
 GD["plpy_lambda.sql"] = plpy_lambda.sql
-$py$;
-
--- One invocation. Failures come back as error columns (see _no_error). result_type is
--- what _invoke_json or _invoke_jsonb casts the payload to: a payload that type cannot
--- hold is an error of ours (LM005), not the cast's. It has neither a SET clause (it runs
--- only under invoke's shells, which pin search_path) nor parameter names (PL/Python would
--- set each as a global of the function and delete it again): each would cost every warm
--- call microseconds. Its arguments are those of invoke_one:
-CREATE FUNCTION aws_lambda_internal._invoke_py(
-    text,         -- function_name
-    text,         -- payload
-    text,         -- region
-    text,         -- invocation_type
-    text,         -- log_type
-    text,         -- context
-    text,         -- qualifier
-    text,         -- composite_region
-    boolean,      -- from_composite
-    text,         -- connect_timeout
-    text,         -- request_timeout
-    timestamptz,  -- conf_load_time
-    text,         -- events_after_commit
-    text DEFAULT 'json')  -- result_type
-RETURNS aws_lambda_internal._invoke_result
-LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
-AS $py$
-if "plpy_lambda.sql" not in GD:
-    plpy.execute("SELECT aws_lambda_internal._load()")
-return GD["plpy_lambda.sql"].invoke_one(plpy, GD, *args)
 $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call
@@ -113,6 +83,38 @@ BEGIN
 END
 $$;
 
+-- The error columns of the failure the last call under invoke returned NULL for (see
+-- _invoke_json_py), taken once.
+CREATE FUNCTION aws_lambda_internal._failure(
+    OUT sqlstate text, OUT message text, OUT detail text, OUT hint text)
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda_internal._load()")
+return GD["plpy_lambda.sql"].failure(GD)
+$py$;
+
+-- Raise that failure. Its argument and result only give it the type of the row it stands
+-- in for: it never returns.
+CREATE FUNCTION aws_lambda_internal._raise_failure(result_type anyelement)
+RETURNS anyelement
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failure record;
+    raised boolean;
+BEGIN
+    failure := aws_lambda_internal._failure();
+    -- _no_error raises; called in an assignment, not by PERFORM, which would add the
+    -- query's text to the error's CONTEXT.
+    raised := aws_lambda_internal._no_error(failure.sqlstate, failure.message, failure.detail,
+                                            failure.hint);
+    RETURN NULL;
+END
+$$;
+
 -- The operator's settings, from the server's configuration files only: a session,
 -- role or database setting (which any role can make) is never read.
 CREATE FUNCTION aws_lambda_internal._operator_settings(OUT name text, OUT setting text)
@@ -129,10 +131,12 @@ WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
 ORDER BY f.name, f.seqno DESC
 $$;
 
--- What invoke runs under its shell, for each payload type: the call with the settings it
--- reads, its error raised, its row typed. PL/pgSQL keeps its plans for the session, where
--- a LANGUAGE sql body is parsed and planned again for every statement: the shells stay a
--- one-call body. No SET clause: it runs only under invoke's shells, which pin search_path.
+-- What invoke runs under its shell, for each payload type. PL/pgSQL keeps its plans for
+-- the session, where a LANGUAGE sql body is parsed and planned again for every statement:
+-- the shells stay a one-call body. None of these has a SET clause (they run only under
+-- invoke's shells, which pin search_path), nor has the PL/Python function parameter
+-- names (PL/Python would set each as a global of the function and delete it again): each
+-- would cost every warm call microseconds.
 -- @each payload
 CREATE TYPE aws_lambda_internal._{{payload_type}}_result AS (
     status_code int,
@@ -141,6 +145,34 @@ CREATE TYPE aws_lambda_internal._{{payload_type}}_result AS (
     log_result text
 );
 
+-- One invocation: its row, or NULL when it failed (then _raise_failure raises the
+-- failure). The payload column's type is checked in Python: a payload it cannot hold is
+-- an error of ours (LM005), not its input function's. Its arguments are those of
+-- plpy_lambda.sql.invoke_one:
+CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}_py(
+    text,         -- function_name
+    text,         -- payload
+    text,         -- region
+    text,         -- invocation_type
+    text,         -- log_type
+    text,         -- context
+    text,         -- qualifier
+    text,         -- composite_region
+    boolean,      -- from_composite
+    text,         -- connect_timeout
+    text,         -- request_timeout
+    timestamptz,  -- conf_load_time
+    text)         -- events_after_commit
+RETURNS aws_lambda_internal._{{payload_type}}_result
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+AS $py$
+if "plpy_lambda.sql" not in GD:
+    plpy.execute("SELECT aws_lambda_internal._load()")
+return GD["plpy_lambda.sql"].invoke_one(plpy, GD, "{{payload_type}}", *args)
+$py$;
+
+-- The call with the settings it reads, in one expression: COALESCE reaches
+-- _raise_failure only when the call returned NULL.
 CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
     function_name text, payload {{payload_type}}, region text, invocation_type text,
     log_type text, context {{payload_type}}, qualifier text, composite_region text,
@@ -148,24 +180,16 @@ CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
 RETURNS aws_lambda_internal._{{payload_type}}_result
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
-DECLARE
-    r aws_lambda_internal._invoke_result;
-    raised boolean;
 BEGIN
-    r := aws_lambda_internal._invoke_py(
-        function_name, payload::text, region, invocation_type, log_type, context::text,
-        qualifier, composite_region, from_composite,
-        pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-        pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(),
-        pg_catalog.current_setting('aws_lambda.events_after_commit', true), '{{payload_type}}');
-    -- _no_error raises; called in an assignment, not by PERFORM, which would add the
-    -- query's text to the error's CONTEXT.
-    IF r.error_sqlstate IS NOT NULL THEN
-        raised := aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail,
-                                                r.error_hint);
-    END IF;
-    RETURN ROW(r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result);
+    RETURN COALESCE(
+        aws_lambda_internal._invoke_{{payload_type}}_py(
+            function_name, payload::text, region, invocation_type, log_type, context::text,
+            qualifier, composite_region, from_composite,
+            pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+            pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+            pg_catalog.pg_conf_load_time(),
+            pg_catalog.current_setting('aws_lambda.events_after_commit', true)),
+        aws_lambda_internal._raise_failure(NULL::aws_lambda_internal._{{payload_type}}_result));
 END
 $$;
 -- @end

@@ -11,8 +11,8 @@ LOOPS = [
      "r = 200"),
     ("the floor: bench_floor(), one prepared keep-alive POST", "public.bench_floor(json_build_object('i', g)) r",
      "r = 200"),
-    ("aws_lambda_internal._invoke_py('noop', ...) alone",
-     "aws_lambda_internal._invoke_py('noop', json_build_object('i', g)::text, NULL, 'RequestResponse', 'None', "
+    ("aws_lambda_internal._invoke_json_py('noop', ...) alone",
+     "aws_lambda_internal._invoke_json_py('noop', json_build_object('i', g)::text, NULL, 'RequestResponse', 'None', "
      "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL) r", "r.status_code = 200"),
     ("aws_lambda.invoke('noop', ...)", "aws_lambda.invoke('noop', json_build_object('i', g)) r",
      "r.status_code = 200"),
@@ -29,29 +29,29 @@ STATEMENTS = [
     ("  a PL/Python function that returns at once", "SELECT pg_temp.bench_nothing('{}'::json)"),
     ("  invoke's layers over a PL/Python body that returns at once",
      "SELECT status_code FROM pg_temp.bench_shell('noop', '{}'::json)"),
-    ("  aws_lambda_internal._invoke_py('noop', ...) alone, without them",
-     "SELECT status_code FROM aws_lambda_internal._invoke_py('noop', '{}', NULL, 'RequestResponse', 'None', "
+    ("  aws_lambda_internal._invoke_json_py('noop', ...) alone, without them",
+     "SELECT status_code FROM aws_lambda_internal._invoke_json_py('noop', '{}', NULL, 'RequestResponse', 'None', "
      "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL)"),
     ("  (SELECT 1 round trip, for reference)", "SELECT 1"),
 ]
 # invoke's layers (their definitions, read from the catalog) over a body that returns at once.
 NOTHING = """
 CREATE FUNCTION pg_temp.bench_invoke_nothing(
-    text, text, text, text, text, text, text, text, boolean, text, text, timestamptz, text, text)
-RETURNS aws_lambda_internal._invoke_result LANGUAGE plpython3u
-AS $$return (None, 200, '{}', '$LATEST', None, None, None, None, None)$$
+    text, text, text, text, text, text, text, text, boolean, text, text, timestamptz, text)
+RETURNS aws_lambda_internal._json_result LANGUAGE plpython3u
+AS $$return (200, '{}', '$LATEST', None)$$
 """
 
 
 def create_shell(conn):
     """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, over
     aws_lambda_internal._invoke_json as installed, calling pg_temp.bench_invoke_nothing
-    where that calls aws_lambda_internal._invoke_py."""
+    where that calls aws_lambda_internal._invoke_json_py."""
     conn.execute(NOTHING)
     for function, replace in [
             ("aws_lambda_internal._invoke_json(text, json, text, text, text, json, text, text, boolean)",
              {"aws_lambda_internal._invoke_json(": "pg_temp.bench_invoke_json(",
-              "aws_lambda_internal._invoke_py(": "pg_temp.bench_invoke_nothing("}),
+              "aws_lambda_internal._invoke_json_py(": "pg_temp.bench_invoke_nothing("}),
             ("aws_lambda.invoke(text, json, text, text, text, json, varchar)",
              {"aws_lambda.invoke(": "pg_temp.bench_shell(",
               "aws_lambda_internal._invoke_json(": "pg_temp.bench_invoke_json("})]:
