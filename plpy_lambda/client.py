@@ -291,7 +291,8 @@ class Transport:
         return pool
 
     def tidy(self):
-        """Called by the backend's thread as a call starts. After a large answer, give the
+        """Called by the backend's thread as calls start (a single call's: once its request
+        is on its way, while the answer is awaited). After a large answer, give the
         memory freed since back to the system: glibc keeps freed memory of large
         allocations (the answer, its text, PostgreSQL's copies) in its arenas; malloc_trim
         returns it. At most once a second: close idle connections beyond each pool's floor
@@ -343,6 +344,7 @@ class Transport:
         """Send the request and wait for its Response (or raise its LambdaError),
         checking for interrupts (checker, an interrupts.Checker) at least every SLICE."""
         call = self.start(request, role_arn, timeouts, deadline, limit)
+        self.tidy()  # while the request is on its way
         if call.outcome is not None:
             return call.result()
         waiter = self._waiter
@@ -587,7 +589,6 @@ class Call:
         self._first_write = None
         self._first_failed = False
         self._received = 0
-        self._answer = _Answer(self.limit)
         self._exchange_deadline = min(now + self.timeouts.request, self.deadline)
         self.wake_at = self._exchange_deadline
         self.state = SENDING
@@ -632,6 +633,7 @@ class Call:
             self._written += n
             self.sent = True
         self._out = None
+        self._answer = _Answer(self.limit)  # made while the request is on its way
         self.state = READING
         self.events = _IN
 

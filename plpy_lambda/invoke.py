@@ -32,7 +32,6 @@ def prepare(backend, call, operator_settings, body=None):
 def run(plpy, backend, call, timeouts, operator_settings, body=None):
     """Send one call (with body instead of its payload, when given) and wait for it,
     on the backend's thread: its result row (see result_of), or its LambdaError."""
-    backend.transport.tidy()
     request, region = prepare(backend, call, operator_settings, body)
     response = backend.transport.run(
         request, operator_settings.role_arn, timeouts, time.monotonic() + timeouts.total,

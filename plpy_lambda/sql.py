@@ -16,7 +16,7 @@ _QUEUED_EVENT = (202, None, None, None)
 def invoke_one(plpy, GD, result_type, function_name, payload, region, invocation_type, log_type,
                context, qualifier, composite_region, from_composite, connect_timeout,
                request_timeout, conf_load_time, events_after_commit=None):
-    """One invocation: the row of aws_lambda_internal._invoke_json_py or _invoke_jsonb_py
+    """One invocation: the row of aws_lambda_internal._invoke_json or _invoke_jsonb
     (status_code, payload, executed_version, log_result), or None when it failed, with
     the failure kept for failure(). result_type ('json' or 'jsonb') is the payload
     column's type: a payload it cannot hold is an error of ours (LM005)."""

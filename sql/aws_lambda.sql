@@ -84,7 +84,7 @@ END
 $$;
 
 -- The error columns of the failure the last call under invoke returned NULL for (see
--- _invoke_json_py), taken once.
+-- _invoke_json), taken once.
 CREATE FUNCTION aws_lambda_internal._failure(
     OUT sqlstate text, OUT message text, OUT detail text, OUT hint text)
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
@@ -95,23 +95,18 @@ if "plpy_lambda.sql" not in GD:
 return GD["plpy_lambda.sql"].failure(GD)
 $py$;
 
--- Raise that failure. Its argument and result only give it the type of the row it stands
--- in for: it never returns.
-CREATE FUNCTION aws_lambda_internal._raise_failure(result_type anyelement)
-RETURNS anyelement
+-- Raise that failure, through _no_error (the CHECK of invoke's answer domains calls it).
+CREATE FUNCTION aws_lambda_internal._raise_failure()
+RETURNS boolean
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     failure record;
-    raised boolean;
 BEGIN
     failure := aws_lambda_internal._failure();
-    -- _no_error raises; called in an assignment, not by PERFORM, which would add the
-    -- query's text to the error's CONTEXT.
-    raised := aws_lambda_internal._no_error(failure.sqlstate, failure.message, failure.detail,
-                                            failure.hint);
-    RETURN NULL;
+    RETURN aws_lambda_internal._no_error(failure.sqlstate, failure.message, failure.detail,
+                                         failure.hint);
 END
 $$;
 
@@ -131,12 +126,11 @@ WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
 ORDER BY f.name, f.seqno DESC
 $$;
 
--- What invoke runs under its shell, for each payload type. PL/pgSQL keeps its plans for
--- the session, where a LANGUAGE sql body is parsed and planned again for every statement:
--- the shells stay a one-call body. None of these has a SET clause (they run only under
--- invoke's shells, which pin search_path), nor has the PL/Python function parameter
--- names (PL/Python would set each as a global of the function and delete it again): each
--- would cost every warm call microseconds.
+-- What invoke runs under its shell, for each payload type: one PL/Python function, which
+-- returns its row, or NULL when the call failed. Its result type is a domain whose CHECK
+-- raises the failure the call left when the row is NULL (PL/Python cannot raise an error
+-- without a traceback; see _no_error): a failure costs the warm path nothing, and no
+-- PL/pgSQL function stands between the shell and the call.
 -- @each payload
 CREATE TYPE aws_lambda_internal._{{payload_type}}_result AS (
     status_code int,
@@ -145,53 +139,35 @@ CREATE TYPE aws_lambda_internal._{{payload_type}}_result AS (
     log_result text
 );
 
--- One invocation: its row, or NULL when it failed (then _raise_failure raises the
--- failure). The payload column's type is checked in Python: a payload it cannot hold is
--- an error of ours (LM005), not its input function's. Its arguments are those of
--- plpy_lambda.sql.invoke_one:
-CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}_py(
-    text,         -- function_name
-    text,         -- payload
-    text,         -- region
-    text,         -- invocation_type
-    text,         -- log_type
-    text,         -- context
-    text,         -- qualifier
-    text,         -- composite_region
-    boolean,      -- from_composite
-    text,         -- connect_timeout
-    text,         -- request_timeout
-    timestamptz,  -- conf_load_time
-    text)         -- events_after_commit
-RETURNS aws_lambda_internal._{{payload_type}}_result
+CREATE DOMAIN aws_lambda_internal._{{payload_type}}_answer AS aws_lambda_internal._{{payload_type}}_result
+    CHECK ((VALUE).status_code IS NOT NULL OR aws_lambda_internal._raise_failure());
+
+-- One invocation. The payload column's type is checked in Python: a payload it cannot
+-- hold is an error of ours (LM005), not its input function's. No SET clause (it runs only
+-- under invoke's shells, which pin search_path) and no parameter names (PL/Python would
+-- set each as a global of the function and delete it again): each would cost every warm
+-- call microseconds. Its arguments are those of plpy_lambda.sql.invoke_one:
+CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
+    text,               -- function_name
+    {{payload_type}},   -- payload
+    text,               -- region
+    text,               -- invocation_type
+    text,               -- log_type
+    {{payload_type}},   -- context
+    text,               -- qualifier
+    text,               -- composite_region
+    boolean,            -- from_composite
+    text,               -- connect_timeout
+    text,               -- request_timeout
+    timestamptz,        -- conf_load_time
+    text)               -- events_after_commit
+RETURNS aws_lambda_internal._{{payload_type}}_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
 if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].invoke_one(plpy, GD, "{{payload_type}}", *args)
 $py$;
-
--- The call with the settings it reads, in one expression: COALESCE reaches
--- _raise_failure only when the call returned NULL.
-CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
-    function_name text, payload {{payload_type}}, region text, invocation_type text,
-    log_type text, context {{payload_type}}, qualifier text, composite_region text,
-    from_composite boolean)
-RETURNS aws_lambda_internal._{{payload_type}}_result
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-AS $$
-BEGIN
-    RETURN COALESCE(
-        aws_lambda_internal._invoke_{{payload_type}}_py(
-            function_name, payload::text, region, invocation_type, log_type, context::text,
-            qualifier, composite_region, from_composite,
-            pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
-            pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-            pg_catalog.pg_conf_load_time(),
-            pg_catalog.current_setting('aws_lambda.events_after_commit', true)),
-        aws_lambda_internal._raise_failure(NULL::aws_lambda_internal._{{payload_type}}_result));
-END
-$$;
 -- @end
 
 -- The public surface: RDS's four overloads (text or composite name x json or jsonb).
@@ -214,7 +190,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT aws_lambda_internal._invoke_{{payload_type}}(
     {{name}}, $2, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}, {{qualifier}}, {{composite_region}},
-    {{from_composite}})
+    {{from_composite}},
+    pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
+    pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
+    pg_catalog.pg_conf_load_time(),
+    pg_catalog.current_setting('aws_lambda.events_after_commit', true))
 $$;
 -- @end
 

@@ -223,9 +223,9 @@ def test_a_failing_functions_log_reaches_psql(psql):
     assert "[ERROR] RuntimeError: fail.py always raises (event was {})" in log
     assert log[-2].startswith("END RequestId: ") and log[-1].startswith("REPORT RequestId: ")
     assert lines[context + 1:] == [
-        "PL/pgSQL function aws_lambda_internal._raise_failure(anyelement) line 9 at assignment",
-        "PL/pgSQL function aws_lambda_internal._invoke_json(text,json,text,text,text,json,text,text,"
-        "boolean) line 3 at RETURN", 'SQL function "invoke" statement 1']
+        "PL/pgSQL function aws_lambda_internal._raise_failure() line 6 at RETURN",
+        "while creating return value", 'PL/Python function "_invoke_json"',
+        'SQL function "invoke" statement 1']
 
 
 def test_without_tail_there_is_no_log_in_the_hint(db):

@@ -86,7 +86,7 @@ def test_one_grant_on_one_overload_is_enough_to_call_it(db, app_role):
 
 @pytest.mark.parametrize("sql", [
     "SELECT * FROM aws_lambda_internal._operator_settings()",
-    "SELECT * FROM aws_lambda_internal._invoke_json_py('simple', '{}', NULL, 'RequestResponse', 'None', "
+    "SELECT * FROM aws_lambda_internal._invoke_json('simple', '{}', NULL, 'RequestResponse', 'None', "
     "NULL, NULL, NULL, false, NULL, NULL, now(), NULL)",
     "SELECT * FROM aws_lambda_internal._failure()",
     "SELECT aws_lambda_internal._check_queued('simple', NULL, 'Event', 'None', NULL, NULL, NULL, false, 2)",
@@ -123,8 +123,7 @@ def test_public_functions_are_volatile_and_parallel_unsafe(db):
 # in its body is schema-qualified. What invoke runs under its SECURITY DEFINER shells, which
 # pin search_path (no role is granted these), has none: a SET clause costs every warm call
 # some 5 us.
-UNDER_INVOKE = {"aws_lambda_internal._invoke_json", "aws_lambda_internal._invoke_jsonb",
-                "aws_lambda_internal._invoke_json_py", "aws_lambda_internal._invoke_jsonb_py"}
+UNDER_INVOKE = {"aws_lambda_internal._invoke_json", "aws_lambda_internal._invoke_jsonb"}
 UNPINNED_CALLER_FUNCTIONS = {"aws_lambda.deliver"} | UNDER_INVOKE
 
 

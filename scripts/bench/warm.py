@@ -11,8 +11,8 @@ LOOPS = [
      "r = 200"),
     ("the floor: bench_floor(), one prepared keep-alive POST", "public.bench_floor(json_build_object('i', g)) r",
      "r = 200"),
-    ("aws_lambda_internal._invoke_json_py('noop', ...) alone",
-     "aws_lambda_internal._invoke_json_py('noop', json_build_object('i', g)::text, NULL, 'RequestResponse', 'None', "
+    ("aws_lambda_internal._invoke_json('noop', ...) alone",
+     "aws_lambda_internal._invoke_json('noop', json_build_object('i', g), NULL, 'RequestResponse', 'None', "
      "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL) r", "r.status_code = 200"),
     ("aws_lambda.invoke('noop', ...)", "aws_lambda.invoke('noop', json_build_object('i', g)) r",
      "r.status_code = 200"),
@@ -23,42 +23,34 @@ STATEMENTS = [
     ("the floor: SELECT public.bench_floor('{}')", "SELECT public.bench_floor('{}'::json)"),
     ("SELECT status_code FROM aws_lambda.invoke('noop', '{}')",
      "SELECT status_code FROM aws_lambda.invoke('noop', '{}'::json)"),
-    # Where invoke's time goes beyond the floor: its layers (the LANGUAGE sql shell, planned
-    # again for every statement, and the PL/pgSQL function under it) over a body that returns
-    # at once; and the call without them.
+    # Where invoke's time goes beyond the floor: its shell (LANGUAGE sql, SECURITY DEFINER
+    # with a pinned search_path, planned again for every statement) over a PL/Python body
+    # that returns at once; and the call without it.
     ("  a PL/Python function that returns at once", "SELECT pg_temp.bench_nothing('{}'::json)"),
-    ("  invoke's layers over a PL/Python body that returns at once",
+    ("  invoke's shell over a PL/Python body that returns at once",
      "SELECT status_code FROM pg_temp.bench_shell('noop', '{}'::json)"),
-    ("  aws_lambda_internal._invoke_json_py('noop', ...) alone, without them",
-     "SELECT status_code FROM aws_lambda_internal._invoke_json_py('noop', '{}', NULL, 'RequestResponse', 'None', "
+    ("  aws_lambda_internal._invoke_json('noop', ...) alone, without it",
+     "SELECT status_code FROM aws_lambda_internal._invoke_json('noop', '{}', NULL, 'RequestResponse', 'None', "
      "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL)"),
     ("  (SELECT 1 round trip, for reference)", "SELECT 1"),
 ]
-# invoke's layers (their definitions, read from the catalog) over a body that returns at once.
+# invoke's shell (its definition, read from the catalog) over a body that returns at once.
 NOTHING = """
 CREATE FUNCTION pg_temp.bench_invoke_nothing(
-    text, text, text, text, text, text, text, text, boolean, text, text, timestamptz, text)
-RETURNS aws_lambda_internal._json_result LANGUAGE plpython3u
+    text, json, text, text, text, json, text, text, boolean, text, text, timestamptz, text)
+RETURNS aws_lambda_internal._json_answer LANGUAGE plpython3u
 AS $$return (200, '{}', '$LATEST', None)$$
 """
 
 
 def create_shell(conn):
-    """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, over
-    aws_lambda_internal._invoke_json as installed, calling pg_temp.bench_invoke_nothing
-    where that calls aws_lambda_internal._invoke_json_py."""
+    """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, calling
+    pg_temp.bench_invoke_nothing where that calls aws_lambda_internal._invoke_json."""
     conn.execute(NOTHING)
-    for function, replace in [
-            ("aws_lambda_internal._invoke_json(text, json, text, text, text, json, text, text, boolean)",
-             {"aws_lambda_internal._invoke_json(": "pg_temp.bench_invoke_json(",
-              "aws_lambda_internal._invoke_json_py(": "pg_temp.bench_invoke_nothing("}),
-            ("aws_lambda.invoke(text, json, text, text, text, json, varchar)",
-             {"aws_lambda.invoke(": "pg_temp.bench_shell(",
-              "aws_lambda_internal._invoke_json(": "pg_temp.bench_invoke_json("})]:
-        (definition,) = conn.execute("SELECT pg_get_functiondef(%s::regprocedure)", [function]).fetchone()
-        for old, new in replace.items():
-            definition = definition.replace(old, new)
-        conn.execute(definition)
+    (definition,) = conn.execute("SELECT pg_get_functiondef(%s::regprocedure)",
+                                 ["aws_lambda.invoke(text, json, text, text, text, json, varchar)"]).fetchone()
+    conn.execute(definition.replace("aws_lambda.invoke(", "pg_temp.bench_shell(")
+                 .replace("aws_lambda_internal._invoke_json(", "pg_temp.bench_invoke_nothing("))
 
 
 def run(bench):
