@@ -21,6 +21,16 @@ def test_function_error_is_lambda_invocation_failed(db):
     assert db.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_each_failure_is_raised_once_by_the_call_that_failed(db):
+    # invoke's PL/Python function returns NULL and keeps the failure; the CHECK of its
+    # result type takes it and raises it. Nothing is left for a later call.
+    assert error_of(db, "SELECT * FROM aws_lambda.invoke('fail', '{}'::json)").sqlstate == "LM010"
+    assert error_of(db, "SELECT * FROM aws_lambda.invoke('no-such-function', '{}'::jsonb)").sqlstate == "LM004"
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::jsonb)").fetchone() == (200,)
+    assert db.execute("SELECT * FROM aws_lambda_internal._failure()").fetchone() == (
+        "XX000", "aws_lambda: no failed invocation to report", None, None)
+
+
 def test_function_error_names_the_arn_when_it_is_known(db):
     arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fail"
     diag = error_of(db, "SELECT * FROM aws_lambda.invoke(%s, '{}'::json)", arn)
