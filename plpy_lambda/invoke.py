@@ -19,10 +19,8 @@ def prepare(backend, call, operator_settings, body=None):
     if found is None:
         region = call.region or _server_region(backend)
         endpoint = endpoints.for_region(backend, region, operator_settings.endpoint_override)
-        found = (endpoint, region, call.function.path_name(), request_headers(call), [None])
-        if len(backend.requests) >= 256:
-            backend.requests.clear()
-        backend.requests[key] = found
+        found = backend.remember(backend.requests, key, (
+            endpoint, region, call.function.path_name(), request_headers(call), [None]))
     endpoint, region, function, headers, shape = found
     request = client.Request(endpoint, region, function, call.qualifier, headers,
                              call.payload if body is None else body, shape)
