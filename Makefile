@@ -2,6 +2,8 @@
 #
 #   make install            as root, with pg_config on PATH: both extensions, and
 #                           plpy_lambda with its pinned dependencies for the server's Python
+#   make install PG_CONFIG=/path/to/bin/pg_config
+#                           the same into that PostgreSQL (one tree serves several majors)
 #   make wheelhouse         every wheel "make install" needs, into wheelhouse/ (or WHEELHOUSE=dir),
 #                           for the server's Python or for WHEELHOUSE_PYTHON_VERSION=3.X (then
 #                           without PostgreSQL; another version's wheels may share the directory)
@@ -40,9 +42,15 @@ build/aws_commons--1.2.sql: aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_c
 	@mkdir -p build
 	{ cat aws_commons--1.0.sql; sed '/^\\echo /d' aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql; } > $@
 
-build/aws_lambda--1.0.sql: aws_lambda--1.0.sql
-	@mkdir -p build
+build/aws_lambda--1.0.sql: aws_lambda--1.0.sql build/plpy_lambda_dir
 	sed 's,@PLPY_LAMBDA_DIR@,$(PLPY_LAMBDA_DIR),g' $< > $@
+
+# The directory the generated script names, rewritten only when it differs: one tree
+# installed into several PostgreSQL majors (make install PG_CONFIG=...), one after the
+# other, gives each a script that names its own $(datadir)/aws_lambda/python.
+build/plpy_lambda_dir: FORCE
+	@mkdir -p build
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(PLPY_LAMBDA_DIR)' ]; then echo '$(PLPY_LAMBDA_DIR)' > $@; fi
 
 install: install-python
 
@@ -90,4 +98,5 @@ endif
 dist:
 	git archive --format zip --prefix=aws_lambda-$(VERSION)/ -o aws_lambda-$(VERSION).zip HEAD
 
-.PHONY: install-python uninstall-python wheelhouse dist
+.PHONY: install-python uninstall-python wheelhouse dist FORCE
+FORCE:

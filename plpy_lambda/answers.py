@@ -31,10 +31,19 @@ LOG_TAIL_LINES = 10  # what a HINT shows of the function's log
 LOG_TAIL_CHARS = 1000
 
 # numeric's limits (PostgreSQL's numeric.c): a decimal weight below 4 x 32768, a display
-# scale of at most 16383, and an exponent strictly between -(INT_MAX / 2) and INT_MAX / 2.
+# scale of at most 16383, and an exponent from -(INT_MAX / 2) to INT_MAX / 2. Whether those
+# two ends are in depends on the major: 16 and later read the exponent digit by digit and
+# take both; 15 and earlier (strtol, then a range check) take neither. Only a zero can be
+# held with such an exponent (0e1073741823): the major is looked up then, and only then.
 _NUMERIC_WEIGHT = 131072
 _NUMERIC_SCALE = 16383
 _NUMERIC_EXPONENT = 1073741823
+_EXPONENT_ENDS_FROM = 16  # the first major whose numeric takes an exponent of ±(INT_MAX / 2)
+
+# The major of the PostgreSQL whose jsonb the checks follow: found on first need, in a
+# backend, from its data directory (a backend's working directory); None outside one, which
+# follows the stricter majors. The tests set it to their cluster's.
+server_major = None
 
 NOT_JSON = "the function's payload is not JSON"
 _TOO_DEEP = f"the function's payload is nested deeper than {MAX_DEPTH:,} levels"
@@ -190,7 +199,9 @@ def numeric_holds(number):
         if len(exponent.lstrip("+-").lstrip("0")) > 10:
             return False
         shift = int(exponent)
-        if not -_NUMERIC_EXPONENT < shift < _NUMERIC_EXPONENT:
+        if not -_NUMERIC_EXPONENT <= shift <= _NUMERIC_EXPONENT:
+            return False
+        if abs(shift) == _NUMERIC_EXPONENT and (_major() or 0) < _EXPONENT_ENDS_FROM:
             return False
     whole, _, fraction = mantissa.lstrip("-").partition(".")
     if len(fraction) - shift > _NUMERIC_SCALE:
@@ -201,6 +212,18 @@ def numeric_holds(number):
         return True  # zero
     weight = len(whole) - 1 - (len(digits) - len(significant)) + shift
     return weight < _NUMERIC_WEIGHT
+
+
+def _major():
+    """server_major, read first (in a backend) from the data directory's PG_VERSION."""
+    global server_major
+    if server_major is None:
+        try:
+            with open("PG_VERSION") as file:
+                server_major = int(file.read().strip())
+        except (OSError, ValueError):
+            return None
+    return server_major
 
 
 # The patterns below are compiled on first use (re keeps them): only a jsonb answer with

@@ -7,7 +7,9 @@ arguments, and delivers: it claims due rows (FOR UPDATE SKIP LOCKED, the claim
 is not committed before sending, so a crash releases it and the rows are sent
 again: at least once), sends them in parallel with the invoke_many machinery and
 records each outcome with the retry policy below. The procedure
-aws_lambda.deliver() commits after each batch.
+aws_lambda.deliver() commits after each batch. Rows that logical replication copied
+here from another server (`replicated`) are that server's: never claimed, recorded or
+removed here.
 
 Retry policy (README "Invoking after commit"): an error that a later attempt may
 cure (no connection, timeout, throttling, 5xx, lost connection, missing
@@ -62,10 +64,12 @@ SELECT d.id, d.function_name, d.region, d.invocation_type, d.log_type, d.context
        d.qualifier, d.payload::text AS payload, d.attempts,
        extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age
 FROM aws_lambda.deliveries AS d
-WHERE d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= pg_catalog.now())
+WHERE d.status = 'pending' AND NOT d.replicated
+  AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= pg_catalog.now())
   AND (d.ordering_key IS NULL OR NOT EXISTS (
         SELECT FROM aws_lambda.deliveries AS e
-        WHERE e.status = 'pending' AND e.ordering_key = d.ordering_key AND e.id < d.id))
+        WHERE e.status = 'pending' AND NOT e.replicated AND e.ordering_key = d.ordering_key
+          AND e.id < d.id))
 ORDER BY d.id
 LIMIT $1
 FOR UPDATE OF d SKIP LOCKED
@@ -86,13 +90,14 @@ SET status = u.status,
 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::text[], $7::text[],
             $8::text[]) AS u(id, status, delay, status_code, response, executed_version, log_result,
                              last_error)
-WHERE d.id = u.id
+WHERE d.id = u.id AND NOT d.replicated
 """
 RECORD_TYPES = ["bigint[]", "text[]", "float8[]", "int[]", "text[]", "text[]", "text[]", "text[]"]
 
 PRUNE = """
 DELETE FROM aws_lambda.deliveries
-WHERE status = 'succeeded' AND delivered_at < pg_catalog.now() - $1 * interval '1 second'
+WHERE status = 'succeeded' AND NOT replicated
+  AND delivered_at < pg_catalog.now() - $1 * interval '1 second'
 """
 
 

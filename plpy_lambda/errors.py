@@ -235,6 +235,24 @@ class FunctionFailed(LambdaError):
         self.details = details  # the function's error payload, whole
 
 
+class Refused(LambdaError):
+    """A statement of ours that PostgreSQL refused, passed on with its own SQLSTATE, message,
+    DETAIL and HINT (hint, when given, replaces the HINT). plpy.SPIError keeps DETAIL and HINT
+    in spidata: (sqlerrcode, detail, hint, ...)."""
+
+    def __init__(self, error, hint=None):
+        spidata = getattr(error, "spidata", None) or (None, None, None)
+        super().__init__(str(error).strip(), spidata[1], hint or spidata[2])
+        self.sqlstate = getattr(error, "sqlstate", None) or "XX000"
+
+
+# aws_lambda.events_after_commit on a hot standby, where queueing fails with 25006.
+EVENTS_ON_STANDBY = (
+    "aws_lambda.events_after_commit is on, so invoke(..., invocation_type => 'Event') queues. "
+    "SET aws_lambda.events_after_commit = off to invoke at once on a standby."
+)
+
+
 class Canceled(LambdaError):
     """PostgreSQL asked us to stop (statement_timeout, pg_cancel_backend)."""
 

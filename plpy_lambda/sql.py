@@ -85,9 +85,13 @@ def _enqueue(plpy, state, call, payload):
         plan = state.enqueue_plan = plpy.prepare(
             _ENQUEUE, ["text", "text", "text", "text", "text", "text", "text"])
     queued = call.queued()
-    plpy.execute(plan, [queued["function_name"], payload, queued["region"],
-                        queued["invocation_type"], queued["log_type"], queued["context"],
-                        queued["qualifier"]])
+    try:
+        plpy.execute(plan, [queued["function_name"], payload, queued["region"],
+                            queued["invocation_type"], queued["log_type"], queued["context"],
+                            queued["qualifier"]])
+    except plpy.SPIError as error:  # on a hot standby: invoke_on_commit's 25006
+        on_standby = getattr(error, "sqlstate", None) == "25006"
+        raise errors.Refused(error, errors.EVENTS_ON_STANDBY if on_standby else None) from None
 
 
 def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_type, context,

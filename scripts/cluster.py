@@ -17,8 +17,17 @@ import time
 
 
 def bindir():
+    """The bin directory of the PostgreSQL whose pg_config is first on PATH (scripts/test
+    --pg N puts the one scripts/postgres built there)."""
     out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+def major(bin_directory=None):
+    """The major version of the PostgreSQL in bin_directory (default: bindir())."""
+    out = subprocess.run([os.path.join(bin_directory or bindir(), "pg_config"), "--version"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[1].split(".")[0])
 
 
 def free_port():
@@ -28,8 +37,9 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self, conf=None, env=None, os_user=None):
-        self.bindir = bindir()
+    def __init__(self, conf=None, env=None, os_user=None, bin_directory=None):
+        self.bindir = bin_directory or bindir()
+        self.major = major(self.bindir)
         self.os_user = os_user or ("postgres" if os.geteuid() == 0 else None)
         self.root = tempfile.mkdtemp(prefix="aws_lambda_pg_")
         self.data = os.path.join(self.root, "data")
@@ -58,9 +68,29 @@ class Cluster:
             capture_output=True, text=True, **kwargs,
         )
 
-    def start(self):
+    def start(self, initdb_options=()):
+        """initdb (initdb_options: more of its options), then start the server."""
         self._run([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", "postgres",
-                   "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+                   "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+                   *initdb_options])
+        self._configure_and_start()
+        return self
+
+    def start_standby(self, primary, conf=None):
+        """A streaming hot standby of primary: pg_basebackup -R of it, then start."""
+        self._run([os.path.join(self.bindir, "pg_basebackup"), "-D", self.data, "-h",
+                   primary.socket_dir, "-p", str(primary.port), "-U", "postgres", "-R",
+                   "-X", "stream", "-c", "fast", "--no-sync"])
+        self.conf = {**self.conf, **(conf or {})}
+        self._configure_and_start()
+        return self
+
+    def promote(self):
+        """pg_ctl promote: a standby becomes a primary, and waits until it is one."""
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-w", "-t", "60",
+                   "promote"])
+
+    def _configure_and_start(self):
         self.write_conf({
             "port": str(self.port),
             "listen_addresses": "''",
@@ -71,7 +101,6 @@ class Cluster:
         })
         self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log,
                    "-w", "-t", "60", "start"])
-        return self
 
     def write_conf(self, settings):
         """Append lines to postgresql.conf, as an operator would."""
@@ -93,6 +122,11 @@ class Cluster:
         crash() it runs crash recovery first."""
         self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log,
                    "-w", "-t", "60", "start"])
+
+    def shutdown(self):
+        """Stop the server cleanly (pg_ctl stop -m fast), the data directory kept."""
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w",
+                   "stop"])
 
     def stop(self):
         try:

@@ -33,12 +33,13 @@ def endpoint(**options):
                     **options)
 
 
-def cluster(endpoint_url, conf=None, extension=True, env=None):
+def cluster(endpoint_url, conf=None, extension=True, env=None, bin_directory=None):
     """A started throwaway cluster whose server calls endpoint_url with SERVER_ENV's
     credentials (env: more of the server's environment); with extension, aws_lambda is
-    created in the database postgres."""
+    created in the database postgres. bin_directory: that PostgreSQL's (default: the one
+    whose pg_config is on PATH)."""
     pg = Cluster(conf={"aws_lambda.endpoint_override": f"'{endpoint_url}'", **(conf or {})},
-                 env={**SERVER_ENV, **(env or {})})
+                 env={**SERVER_ENV, **(env or {})}, bin_directory=bin_directory)
     try:
         pg.start()
         if extension:

@@ -4,8 +4,11 @@ Signatures, defaults, volatility, security, settings, owner and privileges of ea
 function and procedure; columns, indexes, policies and privileges of each table; the
 columns of each type; the update paths and psql's \\dx+. Bodies are listed only where
 asked (aws_commons's one-line ones): aws_lambda's are generated from sql/aws_lambda.sql
-and carry the install directory. tests/expected/<extension>.txt holds the expected one;
-after a deliberate change, rewrite it with UPDATE_EXPECTED=1 and review its diff.
+and carry the install directory. tests/expected/<major>/<extension>.txt holds the expected
+one for each PostgreSQL major the suite runs on (17 and later also list each type's array
+type and each table's row type as members of the extension, and show MAINTAIN in a table's
+privileges); after a deliberate change, rewrite them with UPDATE_EXPECTED=1 on each major
+(scripts/test, scripts/test --pg 18) and review their diffs.
 """
 
 import os
@@ -92,6 +95,10 @@ def describe(conn, what, objid, bodies):
         lines += ["{}: index {}".format(what, *row) for row in conn.execute("""
             SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s
             ORDER BY pg_get_indexdef(indexrelid) COLLATE "C" """, (objid,))]
+        # tgenabled: O fires in origin and local sessions, R only under replication (A always).
+        lines += ["{}: trigger {} enabled={}".format(what, *row) for row in conn.execute("""
+            SELECT pg_get_triggerdef(oid), tgenabled FROM pg_trigger
+            WHERE tgrelid = %s AND NOT tgisinternal ORDER BY tgname""", (objid,))]
         lines += ["{}: policy {} {} roles={} using={} check={}".format(what, *row) for row in conn.execute("""
             SELECT policyname, cmd, roles, qual, with_check FROM pg_policies
             WHERE (schemaname || '.' || tablename)::regclass = %s::regclass ORDER BY policyname""", (objid,))]
@@ -109,12 +116,16 @@ def dumped(conn, what, objid):
         WHERE %s::oid = ANY (e.extconfig)""", (objid, objid))]
 
 
-def expected(extension, actual):
-    """The expected snapshot (rewritten first with UPDATE_EXPECTED=1)."""
-    path = os.path.join(ROOT, "tests", "expected", f"{extension}.txt")
+def expected(cluster, extension, actual):
+    """The expected snapshot for cluster's PostgreSQL major (rewritten first with
+    UPDATE_EXPECTED=1)."""
+    path = os.path.join(ROOT, "tests", "expected", str(cluster.major), f"{extension}.txt")
     if os.environ.get("UPDATE_EXPECTED"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as file:
             file.write(actual)
+    if not os.path.exists(path):
+        raise AssertionError(f"no expected snapshot for PostgreSQL {cluster.major}: {path} "
+                             "(write it with UPDATE_EXPECTED=1, then review it)")
     with open(path) as file:
         return file.read()

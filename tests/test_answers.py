@@ -125,16 +125,19 @@ EDGES = [b for b, _, _ in BAD_ANSWERS if b != b'"caf\xe9"'] + GOOD_ANSWERS + [
     b"-0", b"-", b"01", b"1.", b".5", b"1E+5", b"1e", b"tru", b"[1,]", b"[]]", b'{"a" 1}', b"{1:2}",
     b'"\\x"', b'"\\u12"', b'"\\/"', b'"\x7f"', b" \t\n\r1 \n", b'"\\\\u0000"', b'"\\\\\\u0000"',
     b'"\\ud800\\\\udc00"', b'"\\uD83D\\uDE00"', b"1e1073741822", b"0e1073741822", b"0e1073741823",
-    b"0e-1073741822", b"1e+0000000000001", b"12e131070", b"0.01e131074", b"0.01e131073",
+    b"-0.0E+1073741823", b"0e1073741824", b"0e-1073741823", b"0e-1073741822", b"1e+0000000000001",
+    b"12e131070", b"0.01e131074", b"0.01e131073",
     b"1.5e-16382", b"1.5e-16383", b"0." + b"0" * 16383, b"0." + b"0" * 16384 + b"e1",
     b"1" + b"0" * 131072, b"-" + b"9" * 131072, b"[" * 5000 + b"1" + b"]" * 4999,
     b'["' + b"9" * 20000 + b'", "1e999999999999"]',  # numbers' look-alikes in strings
 ]
 
 
-def test_the_check_agrees_with_postgresql(db):
+def test_the_check_agrees_with_postgresql(db, cluster, monkeypatch):
     """Except for depth: PostgreSQL goes as deep as max_stack_depth allows (some 13,000
-    levels at 2 MB), the extension to MAX_DEPTH."""
+    levels at 2 MB), the extension to MAX_DEPTH. The check follows the cluster's major
+    (in a backend it finds the major itself: see the next test)."""
+    monkeypatch.setattr(answers, "server_major", cluster.major)
     for body in EDGES:
         answer = answers.check(body)
         for kind in ("json", "jsonb"):
@@ -147,6 +150,19 @@ def test_the_check_agrees_with_postgresql(db):
             if problem is not None and "deeper than" in problem.reason:
                 continue
             assert (problem is None) == holds, (body[:40], kind)
+
+
+def test_jsonb_takes_an_exponent_of_int_max_over_2_from_postgresql_16_on(db, cluster, emulator):
+    """numeric takes 0e1073741823 from 16 on (its exponent is read digit by digit, up to
+    INT_MAX / 2 included), not before: the check in the server follows the server's major."""
+    answers_with(emulator, b"0e1073741823")
+    sql = "SELECT payload::text FROM aws_lambda.invoke('simple', '{}'::jsonb)"
+    if cluster.major >= 16:
+        assert db.execute(sql).fetchone() == ("0",)
+    else:
+        diag = error_of(db, sql)
+        assert (diag.sqlstate, reason_of(diag.message_detail)) == (
+            "LM005", f"{NOT_JSONB}: the number 0e1073741823 is outside numeric's range")
 
 
 # -- invoke_many: each bad answer is that item's error row --------------------------------

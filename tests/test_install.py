@@ -1,17 +1,21 @@
 """What "make install" and "make dist" leave behind, and a clear error when it is incomplete."""
 
+import glob
 import os
+import shutil
 import subprocess
 import zipfile
 
 import psycopg
 import pytest
 
+import fixture
+from cluster import major
 from conftest import ROOT
 
 
-def sharedir():
-    return subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True,
+def sharedir(pg_config="pg_config"):
+    return subprocess.run([pg_config, "--sharedir"], capture_output=True, text=True,
                           check=True).stdout.strip()
 
 
@@ -59,3 +63,60 @@ def test_make_dist_builds_the_pgxn_archive(tmp_path):
                      "scripts/requirements-for",
                      "plpy_lambda/sql.py", "setup.py", "README.md"):
         assert f"aws_lambda-1.0.0/{required}" in names
+
+
+def working_tree_copy(destination):
+    """The source tree as it is now (tracked and new files, ignored ones left out), copied."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if os.path.isfile(os.path.join(ROOT, name)):
+            os.makedirs(os.path.join(destination, os.path.dirname(name)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), os.path.join(destination, name))
+    return destination
+
+
+def test_one_tree_installs_into_two_majors_each_with_its_own_python_directory(tmp_path, emulator):
+    """make install for Debian's packaged PostgreSQL, then make install PG_CONFIG=... for 18
+    (built by scripts/postgres), from one fresh copy of the tree: each major's
+    aws_lambda--1.0.sql names its own $(datadir)/aws_lambda/python, and each server imports
+    plpy_lambda from there."""
+    packaged = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_config"),
+                      key=lambda path: major(os.path.dirname(path)))
+    assert packaged, "no PostgreSQL from Debian's packages (/usr/lib/postgresql/NN)"
+    built = subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "--built", "18"],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip("PostgreSQL 18 is not built (scripts/postgres 18)")
+    bin_directories = [os.path.dirname(packaged[-1]), built.stdout.strip()]
+    majors = [major(b) for b in bin_directories]
+    assert majors[1] == 18 and majors[0] != 18
+
+    tree = working_tree_copy(tmp_path / "src")
+    for bin_directory in bin_directories:  # one after the other, from the same tree
+        done = subprocess.run(["make", "install", f"PG_CONFIG={bin_directory}/pg_config"],
+                              cwd=tree, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    directories = [os.path.join(sharedir(f"{b}/pg_config"), "aws_lambda", "python")
+                   for b in bin_directories]
+    for bin_directory, directory, expected_major in zip(bin_directories, directories, majors):
+        script = open(os.path.join(sharedir(f"{bin_directory}/pg_config"), "extension",
+                                   "aws_lambda--1.0.sql")).read()
+        assert f'sys.path.insert(0, "{directory}")' in script
+        assert not [other for other in directories if other != directory and other in script]
+
+        pg = fixture.cluster(emulator.url, bin_directory=bin_directory)
+        try:
+            with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+                assert int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000 \
+                    == expected_major
+                assert conn.execute(
+                    "SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
+                ).fetchone() == (200,)
+                conn.execute("CREATE FUNCTION imported_from() RETURNS text LANGUAGE plpython3u "
+                             "AS $py$import sys; return sys.modules['plpy_lambda'].__file__$py$")
+                imported = conn.execute("SELECT imported_from()").fetchone()[0]
+        finally:
+            pg.stop()
+        assert imported == os.path.join(directory, "plpy_lambda", "__init__.py")

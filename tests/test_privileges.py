@@ -66,6 +66,7 @@ def test_only_what_deliver_runs_as_its_caller_is_executable_in_the_internal_sche
         ORDER BY 1""").fetchall()
     assert rows == [
         ("aws_lambda_internal._deliver_batch(integer,integer,text,text,timestamp with time zone)",),
+        ("aws_lambda_internal._needs_primary(text)",),
         ("aws_lambda_internal._no_error(text,text,text,text)",),
     ]
 
