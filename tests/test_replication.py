@@ -254,3 +254,30 @@ def test_a_subscriber_keeps_the_publishers_deliveries_and_sends_only_its_own(
     assert sent(endpoint, "echo", "subscriber") == {i: 1 for i in range(1, 11)}
     log = subscriber.server_log()
     assert "duplicate key" not in log and "conflict" not in log
+
+
+def test_a_pending_delivery_of_a_retired_publisher_is_handed_over_by_queueing_it_anew(
+        endpoint, servers):
+    """The README's blue/green hand-over: what the old server left pending is queued on the
+    new one, which sends it once."""
+    endpoint.reset()
+    publisher = servers(fixture.cluster(endpoint.url, conf={"wal_level": "logical"}))
+    subscriber = servers(fixture.cluster(endpoint.url))
+    with psycopg.connect(publisher.dsn(), autocommit=True) as pub, \
+            psycopg.connect(subscriber.dsn(), autocommit=True) as sub:
+        pub.execute("CREATE PUBLICATION everything FOR ALL TABLES")
+        sub.execute(f"CREATE SUBSCRIPTION from_publisher CONNECTION '{publisher.dsn()}' "
+                    "PUBLICATION everything")
+        pub.execute(QUEUE, ("retired", 1, 3))  # no deliverer on the old server
+        wait_until(lambda: statuses(sub, "replicated") == {"pending": 3}, 20,
+                   "the pending deliveries reach the new server")
+        sub.execute("CALL aws_lambda.deliver()")
+        assert sent(endpoint, "echo", "retired") == {}  # the new server does not send them
+        sub.execute("DROP SUBSCRIPTION from_publisher")
+        sub.execute("""
+            SELECT aws_lambda.invoke_on_commit(function_name, payload, region, invocation_type,
+                                               log_type, context, qualifier, ordering_key)
+            FROM aws_lambda.deliveries WHERE replicated AND status = 'pending' ORDER BY id""")
+        sub.execute("CALL aws_lambda.deliver()")
+        assert statuses(sub, "NOT replicated") == {"succeeded": 3}
+    assert sent(endpoint, "echo", "retired") == {1: 1, 2: 1, 3: 1}
