@@ -281,3 +281,32 @@ def test_a_pending_delivery_of_a_retired_publisher_is_handed_over_by_queueing_it
         sub.execute("CALL aws_lambda.deliver()")
         assert statuses(sub, "NOT replicated") == {"succeeded": 3}
     assert sent(endpoint, "echo", "retired") == {1: 1, 2: 1, 3: 1}
+
+
+def test_a_row_trigger_on_a_replicated_table_queues_on_the_publisher_only(endpoint, servers):
+    """The application's tables replicate too. The apply worker fires no ordinary trigger,
+    so the subscriber's invoke_on_commit_trigger does not queue the publisher's changes a
+    second time: the one delivery is the publisher's, copied as replicated."""
+    endpoint.reset()
+    publisher = servers(fixture.cluster(endpoint.url, conf={"wal_level": "logical"}))
+    subscriber = servers(fixture.cluster(endpoint.url))
+    orders = ("CREATE TABLE orders (id int PRIMARY KEY, state text); "
+              "CREATE TRIGGER orders_to_lambda AFTER INSERT OR UPDATE ON orders FOR EACH ROW "
+              "EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo')")
+    with psycopg.connect(publisher.dsn(), autocommit=True) as pub, \
+            psycopg.connect(subscriber.dsn(), autocommit=True) as sub:
+        for conn in (pub, sub):
+            for statement in orders.split("; "):
+                conn.execute(statement)
+        pub.execute("CREATE PUBLICATION everything FOR ALL TABLES")
+        sub.execute(f"CREATE SUBSCRIPTION from_publisher CONNECTION '{publisher.dsn()}' "
+                    "PUBLICATION everything")
+        pub.execute("INSERT INTO orders VALUES (42, 'paid')")
+        wait_until(lambda: sub.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+                   and statuses(sub, "replicated") == {"pending": 1}, 20,
+                   "the order and its delivery reach the subscriber")
+        assert statuses(sub, "NOT replicated") == {}
+        sub.execute("CALL aws_lambda.deliver()")
+        pub.execute("CALL aws_lambda.deliver()")
+        sub.execute("DROP SUBSCRIPTION from_publisher")
+    assert [json.loads(r.body)["record"] for r in endpoint.requests] == [{"id": 42, "state": "paid"}]
