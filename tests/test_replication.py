@@ -11,6 +11,7 @@
 
 import collections
 import json
+import time
 
 import psycopg
 import pytest
@@ -186,6 +187,15 @@ def test_a_relay_given_both_hosts_follows_the_promoted_standby_and_loses_nothing
     primary.crash()
     relay.wait_for_log("connection failed", timeout=10)
     with psycopg.connect(standby.dsn(), autocommit=True) as conn:
+        # synchronous_commit = on waits for the standby's flush; let it replay what it has
+        # (its replay position stops moving).
+        replayed = []
+
+        def replay_settled():
+            replayed.append(conn.execute("SELECT pg_last_wal_replay_lsn()").fetchone()[0])
+            time.sleep(0.2)
+            return len(replayed) > 1 and replayed[-1] == replayed[-2]
+        wait_until(replay_settled, 10, "the standby replays what it received")
         recorded = {int(i) for (i,) in conn.execute(
             "SELECT payload->>'i' FROM aws_lambda.deliveries WHERE status = 'succeeded'")}
     assert len(recorded) >= 100  # at least one batch was recorded before the crash
