@@ -10,9 +10,10 @@ one database share the work: deliver() claims rows with SKIP LOCKED.
 
 It reconnects by itself (backoff 0.5 s doubling to 5 s) when the server restarts or the
 connection drops; given every host of a replicated cluster (host=a,b port=5432,5432
-target_session_attrs=read-write), it follows a promoted standby the same way. On PostgreSQL 14 and later it sets client_connection_check_interval, so
-that when the relay dies its backend stops delivering within about a second and the rows
-it had claimed go back to the queue. SIGTERM or SIGINT: finish the CALL in progress
+target_session_attrs=read-write), it follows a promoted standby the same way. On
+PostgreSQL 14 and later it sets client_connection_check_interval, so that when the relay
+dies its backend stops delivering within about a second and the rows it had claimed go
+back to the queue. SIGTERM or SIGINT: finish the CALL in progress
 (canceled after --grace seconds; a canceled batch stays queued), then exit 0.
 """
 
