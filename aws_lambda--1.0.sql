@@ -51,7 +51,7 @@ CREATE FUNCTION aws_lambda_internal._invoke_many_py(
     function_name text, payloads text[], region text, invocation_type text, log_type text,
     context text, qualifier text, max_concurrency int,
     connect_timeout text, request_timeout text, conf_load_time timestamptz,
-    result_type text DEFAULT 'json')
+    result_type text DEFAULT 'json', tenant_id text DEFAULT NULL, tenant_setting text DEFAULT NULL)
 RETURNS SETOF aws_lambda_internal._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -60,7 +60,8 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].invoke_many(
     plpy, GD, function_name, payloads, region, invocation_type, log_type, context, qualifier,
-    max_concurrency, connect_timeout, request_timeout, conf_load_time, result_type)
+    max_concurrency, connect_timeout, request_timeout, conf_load_time, result_type, tenant_id,
+    tenant_setting)
 $py$;
 
 -- True when there is no error; else raise it with its own SQLSTATE, message, DETAIL, HINT.
@@ -160,7 +161,8 @@ CREATE FUNCTION aws_lambda_internal._invoke_json(
     text,               -- connect_timeout
     text,               -- request_timeout
     timestamptz,        -- conf_load_time
-    text)               -- events_after_commit
+    text,               -- events_after_commit
+    text)               -- tenant_setting (the session's aws_lambda.tenant_id)
 RETURNS aws_lambda_internal._json_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
@@ -197,7 +199,8 @@ CREATE FUNCTION aws_lambda_internal._invoke_jsonb(
     text,               -- connect_timeout
     text,               -- request_timeout
     timestamptz,        -- conf_load_time
-    text)               -- events_after_commit
+    text,               -- events_after_commit
+    text)               -- tenant_setting (the session's aws_lambda.tenant_id)
 RETURNS aws_lambda_internal._jsonb_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
@@ -229,7 +232,8 @@ SELECT aws_lambda_internal._invoke_json(
     pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
-    pg_catalog.current_setting('aws_lambda.events_after_commit', true))
+    pg_catalog.current_setting('aws_lambda.events_after_commit', true),
+    pg_catalog.current_setting('aws_lambda.tenant_id', true))
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -253,7 +257,8 @@ SELECT aws_lambda_internal._invoke_jsonb(
     pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
-    pg_catalog.current_setting('aws_lambda.events_after_commit', true))
+    pg_catalog.current_setting('aws_lambda.events_after_commit', true),
+    pg_catalog.current_setting('aws_lambda.tenant_id', true))
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -276,7 +281,8 @@ SELECT aws_lambda_internal._invoke_json(
     pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
-    pg_catalog.current_setting('aws_lambda.events_after_commit', true))
+    pg_catalog.current_setting('aws_lambda.events_after_commit', true),
+    pg_catalog.current_setting('aws_lambda.tenant_id', true))
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -299,7 +305,8 @@ SELECT aws_lambda_internal._invoke_jsonb(
     pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
-    pg_catalog.current_setting('aws_lambda.events_after_commit', true))
+    pg_catalog.current_setting('aws_lambda.events_after_commit', true),
+    pg_catalog.current_setting('aws_lambda.tenant_id', true))
 $$;
 
 -- invoke_many: the same function for every payload, at most max_concurrency at a time.
@@ -312,6 +319,7 @@ CREATE FUNCTION aws_lambda.invoke_many(
     IN context json DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN max_concurrency int DEFAULT 10,
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
     OUT ordinality bigint,
     OUT status_code int,
     OUT payload json,
@@ -330,7 +338,8 @@ FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(), 'json') AS r
+        pg_catalog.pg_conf_load_time(), 'json', $9,
+        pg_catalog.current_setting('aws_lambda.tenant_id', true)) AS r
 WHERE CASE WHEN r.ordinality IS NULL
            THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END
@@ -345,6 +354,7 @@ CREATE FUNCTION aws_lambda.invoke_many(
     IN context jsonb DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN max_concurrency int DEFAULT 10,
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
     OUT ordinality bigint,
     OUT status_code int,
     OUT payload jsonb,
@@ -363,7 +373,8 @@ FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(), 'jsonb') AS r
+        pg_catalog.pg_conf_load_time(), 'jsonb', $9,
+        pg_catalog.current_setting('aws_lambda.tenant_id', true)) AS r
 WHERE CASE WHEN r.ordinality IS NULL
            THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END
@@ -395,6 +406,7 @@ CREATE TABLE aws_lambda.deliveries (
     log_type text NOT NULL,
     context json,
     qualifier text,
+    tenant_id text,  -- sent as X-Amz-Tenant-Id; NULL: none
     ordering_key text,
     payload json NOT NULL,
     status text NOT NULL DEFAULT 'pending',  -- pending, succeeded, failed or dead
@@ -479,6 +491,7 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
     log_type text,
     context text,
     qualifier text,
+    tenant_id text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -487,7 +500,8 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
 
 CREATE FUNCTION aws_lambda_internal._check_queued(
     function_name text, region text, invocation_type text, log_type text, context text,
-    qualifier text, composite_region text, from_composite boolean, payload_size int)
+    qualifier text, composite_region text, from_composite boolean, payload_size int,
+    tenant_id text, tenant_setting text)
 RETURNS aws_lambda_internal._queued_call
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -496,7 +510,7 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].check_queued(
     GD, function_name, region, invocation_type, log_type, context, qualifier,
-    composite_region, from_composite, payload_size)
+    composite_region, from_composite, payload_size, tenant_id, tenant_setting)
 $py$;
 
 -- invoke_on_commit: invoke's four overloads, queued in the caller's transaction;
@@ -512,7 +526,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN log_type text DEFAULT 'None',
     IN context json DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
-    IN ordering_key text DEFAULT NULL)
+    IN ordering_key text DEFAULT NULL,
+    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -527,7 +542,9 @@ BEGIN
         AND $3 IS NULL AND $6 IS NULL AND $7 IS NULL
         AND $4 IN ('Event', 'RequestResponse', 'DryRun')
         AND $5 IN ('None', 'Tail')
-        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()) IS TRUE THEN
+        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
+        AND coalesce($9, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
+        ) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -541,13 +558,14 @@ BEGIN
         END IF;
         queued := aws_lambda_internal._check_queued(
             $1, $3, $4, $5, $6::text, $7,
-            NULL, false, octet_length($2::text));
+            NULL, false, octet_length($2::text), $9,
+            pg_catalog.current_setting('aws_lambda.tenant_id', true));
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, ordering_key, payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, $8, $2,
+                queued.context::json, queued.qualifier, queued.tenant_id, $8, $2,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -566,7 +584,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN log_type text DEFAULT 'None',
     IN context jsonb DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
-    IN ordering_key text DEFAULT NULL)
+    IN ordering_key text DEFAULT NULL,
+    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -581,7 +600,9 @@ BEGIN
         AND $3 IS NULL AND $6 IS NULL AND $7 IS NULL
         AND $4 IN ('Event', 'RequestResponse', 'DryRun')
         AND $5 IN ('None', 'Tail')
-        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()) IS TRUE THEN
+        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
+        AND coalesce($9, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
+        ) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -595,13 +616,14 @@ BEGIN
         END IF;
         queued := aws_lambda_internal._check_queued(
             $1, $3, $4, $5, $6::text, $7,
-            NULL, false, octet_length($2::text));
+            NULL, false, octet_length($2::text), $9,
+            pg_catalog.current_setting('aws_lambda.tenant_id', true));
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, ordering_key, payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, $8, $2::json,
+                queued.context::json, queued.qualifier, queued.tenant_id, $8, $2::json,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -619,7 +641,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN log_type text DEFAULT 'None',
     IN context json DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
-    IN ordering_key text DEFAULT NULL)
+    IN ordering_key text DEFAULT NULL,
+    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -634,7 +657,9 @@ BEGIN
         AND ($1).region IS NULL AND $5 IS NULL AND $6 IS NULL
         AND $3 IN ('Event', 'RequestResponse', 'DryRun')
         AND $4 IN ('None', 'Tail')
-        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()) IS TRUE THEN
+        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
+        AND coalesce($8, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
+        ) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -648,13 +673,14 @@ BEGIN
         END IF;
         queued := aws_lambda_internal._check_queued(
             ($1).function_name, NULL, $3, $4, $5::text, $6,
-            ($1).region, true, octet_length($2::text));
+            ($1).region, true, octet_length($2::text), $8,
+            pg_catalog.current_setting('aws_lambda.tenant_id', true));
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, ordering_key, payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, $7, $2,
+                queued.context::json, queued.qualifier, queued.tenant_id, $7, $2,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -672,7 +698,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN log_type text DEFAULT 'None',
     IN context jsonb DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
-    IN ordering_key text DEFAULT NULL)
+    IN ordering_key text DEFAULT NULL,
+    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -687,7 +714,9 @@ BEGIN
         AND ($1).region IS NULL AND $5 IS NULL AND $6 IS NULL
         AND $3 IN ('Event', 'RequestResponse', 'DryRun')
         AND $4 IN ('None', 'Tail')
-        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()) IS TRUE THEN
+        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
+        AND coalesce($8, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
+        ) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -701,13 +730,14 @@ BEGIN
         END IF;
         queued := aws_lambda_internal._check_queued(
             ($1).function_name, NULL, $3, $4, $5::text, $6,
-            ($1).region, true, octet_length($2::text));
+            ($1).region, true, octet_length($2::text), $8,
+            pg_catalog.current_setting('aws_lambda.tenant_id', true));
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, ordering_key, payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, $7, $2::json,
+                queued.context::json, queued.qualifier, queued.tenant_id, $7, $2::json,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;

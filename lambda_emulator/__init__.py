@@ -12,6 +12,8 @@ Python::
         emu.url                       # http://127.0.0.1:PORT
         emu.requests[-1].qualifier    # what was received
         emu.invocations("simple")     # how often a handler ran
+        emu.tenant_invocations("tenant_counter")  # {tenant_id: runs}
+        emu.executions("durable_order")   # durable executions started
 
 ``ssl_context=`` (a server-side ssl.SSLContext) serves HTTPS; ``url`` is then https://.
 
@@ -30,6 +32,11 @@ Functions directory:
 - ``NAME.json`` (optional): ``{"aliases": {"custom_version": "1"}, "handler":
   "handler", "memory_size": 128, "timeout": 3}``; an alias may also point at
   ``"$LATEST"``. The timeout only feeds ``get_remaining_time_in_millis()``.
+  Today's Lambda features: ``"tenancy": {"tenant_isolation_mode": "PER_TENANT"}``
+  (tenant isolation), ``"durable": true`` (a durable function),
+  ``"invocation_types": ["Event"]`` (the only invocation types it supports) and
+  ``"invoke_error": "RecursiveInvocationException"`` (or ``{"type", "message",
+  "status"}``: every call answered with that Invoke error).
 
 Files are looked up on each call; an edited file is reloaded. Handlers run in the
 emulator's process, in the request's thread (Event: a background thread); what
@@ -48,6 +55,32 @@ reach the handler as ``{}``. One emulator stands for every region and account:
 ARNs naming any of them reach the same functions; the ARN a handler or an error
 message sees takes the region from the function's ARN, else from the signature,
 else ``region``, and the account from the ARN, else ``account_id``.
+
+Tenant isolation: a ``tenancy`` function must be called with ``X-Amz-Tenant-Id``
+(1-256 characters of ``[a-zA-Z0-9._:/=+@ -]``, else 400 ValidationException),
+any other function without it; both mistakes are 400
+InvalidParameterValueException, as AWS documents. Each tenant runs in its own
+module instance per function version (module globals one tenant's calls keep are
+never seen by another's); ``context.tenant_id`` names it (None otherwise).
+
+Durable functions: each call of a ``durable`` function starts a durable execution,
+answered (200 or 202) with ``X-Amz-Durable-Execution-Arn``
+(``arn:aws:lambda:REGION:ACCOUNT:function:NAME:VERSION/durable-execution/EXECUTION/ID``).
+``X-Amz-Durable-Execution-Name`` (1-64 characters of ``[a-zA-Z0-9-_]``) is an
+idempotency key within the function: the same name with the same payload and
+version returns the existing execution (same ARN, the handler does not run again,
+RequestResponse gets the stored answer); with another payload or version, 409
+DurableExecutionAlreadyStartedException naming the execution. The name sent to a
+function that is not durable is 400 InvalidParameterValueException (the
+emulator's choice; AWS documents no answer). DryRun starts nothing.
+
+``$LATEST.PUBLISHED`` (as ``Qualifier`` or after the name) runs the highest
+published ``NAME@N.py``; with none, 400 NoPublishedVersionException. Invoke's own
+errors on purpose: a handler raising ``lambda_emulator.InvokeError(error_type,
+message=None, status=None)`` gets the call answered with that AWS error, at the
+API model's status (RecursiveInvocationException 400, ModeNotSupportedException
+400, ...); ``invocation_types`` answers the other types 400
+ModeNotSupportedException; ``invoke_error`` answers every call with its error.
 
 Signatures: with ``credentials``, every request must be SigV4-signed by a known
 key (403 MissingAuthenticationTokenException, UnrecognizedClientException,
@@ -79,17 +112,25 @@ connection as the next request arrives on it, without reading it).
 
 Records: ``emu.requests`` lists the last 10000 Invoke requests as
 InvokeRecord(request_id, path_name, function, qualifier, invocation_type,
-log_type, headers, body, received, access_key, role_arn, fault, status);
-``emu.invocations(fn)``, ``emu.assume_role_calls``, ``emu.wait_idle()`` (Event
-handlers done), ``emu.reset()``.
+log_type, headers, body, received, access_key, role_arn, fault, status,
+tenant_id, durable_execution_name, durable_execution_arn);
+``emu.invocations(fn)`` (handler runs), ``emu.tenant_invocations(fn)`` (handler
+runs by tenant), ``emu.executions(fn)`` (durable executions started),
+``emu.durable_executions`` (DurableExecution records: arn, function, version,
+name, payload, status, ...), ``emu.assume_role_calls``, ``emu.wait_idle()``
+(Event handlers done), ``emu.reset()`` (forgets executions too).
 
 HTTP control endpoints (unsigned): ``GET /_emulator/health``,
-``GET /_emulator/requests`` (counts and request summaries),
+``GET /_emulator/requests`` (counts, with ``executions`` and
+``tenant_invocations``, durable execution and request summaries),
+``GET /_emulator/executions`` (durable executions started, by function, and
+their summaries),
 ``GET|POST|DELETE /_emulator/faults`` (POST ``{"function": "fn", "kind": "status",
 "count": 1, "status": 429}``; DELETE ``?function=fn`` or all),
 ``POST /_emulator/reset``.
 """
 
 from .core import Emulator
+from .invoke_errors import InvokeError
 
-__all__ = ["Emulator"]
+__all__ = ["Emulator", "InvokeError"]

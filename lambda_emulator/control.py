@@ -3,13 +3,17 @@ that did not start the emulator can drive it. They are never signed.
 
 - ``GET /_emulator/health``: ``{"ok": true}``;
 - ``GET /_emulator/requests``: counts (``total``, ``by_function``,
-  ``invocations``, ``assume_role``) and ``requests``: one summary per recorded
-  Invoke request (no body or headers);
+  ``invocations``, ``tenant_invocations``, ``executions``, ``assume_role``),
+  ``durable_executions`` (one summary per durable execution started) and
+  ``requests``: one summary per recorded Invoke request (no body or headers; with
+  its ``tenant_id``, ``durable_execution_name`` and ``durable_execution_arn``);
+- ``GET /_emulator/executions``: ``executions`` (durable executions started, by
+  function) and ``durable_executions``;
 - ``GET /_emulator/faults``: the queued faults;
 - ``POST /_emulator/faults`` with ``{"function": "fn" or "*", "kind": "...",
   "count": N or null, ...parameters}``: queue a fault (400 if invalid);
 - ``DELETE /_emulator/faults[?function=fn]``: drop faults;
-- ``POST /_emulator/reset``: forget requests, counts and faults.
+- ``POST /_emulator/reset``: forget requests, counts, durable executions and faults.
 """
 
 import json
@@ -28,6 +32,8 @@ def handle(emu, request):
         return _json(200, {"ok": True})
     if route == ("GET", "/_emulator/requests"):
         return _json(200, emu.summary())
+    if route == ("GET", "/_emulator/executions"):
+        return _json(200, emu.executions_summary())
     if route == ("GET", "/_emulator/faults"):
         return _json(200, {"faults": emu.faults.list()})
     if route == ("POST", "/_emulator/faults"):

@@ -2,7 +2,8 @@
 
 Owns what the HTTP server shares between its threads: the function store, the
 fault table, the key store, the record of received Invoke requests (the last
-10000), per-function counts of handler runs, AssumeRole calls, and the count of
+10000), per-function counts of handler runs (and per tenant, for tenant-isolated
+functions), the durable executions started, AssumeRole calls, and the count of
 Event invocations still running.
 """
 
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 
+from .durable import DurableExecutions
 from .faults import FaultTable
 from .functions import FunctionStore
 from .server import EmulatorHTTPServer
@@ -46,6 +48,8 @@ class Emulator:
         self._lock = threading.Lock()
         self._records = collections.deque(maxlen=MAX_RECORDS)
         self._invocations = collections.Counter()
+        self._tenant_invocations = collections.defaultdict(collections.Counter)  # function -> tenant -> runs
+        self.durable = DurableExecutions()
         self._assumed = []
         self._running = 0
         self._idle = threading.Condition(self._lock)
@@ -116,6 +120,24 @@ class Emulator:
         with self._lock:
             return self._invocations[function]
 
+    def tenant_invocations(self, function):
+        """A tenant-isolated function's handler runs by tenant: ``{tenant_id: runs}``."""
+        with self._lock:
+            return dict(self._tenant_invocations.get(function, {}))
+
+    def executions(self, function):
+        """How many durable executions function's calls have started (any version).
+        A call that gets an existing execution back (same execution name and payload)
+        starts none, and its handler does not run."""
+        return self.durable.started(function)
+
+    @property
+    def durable_executions(self):
+        """The durable executions started (durable.DurableExecution: arn, function,
+        version, name, payload, invocation_type, request_id, tenant_id, started,
+        status, ended, outcome), oldest first."""
+        return self.durable.list()
+
     @property
     def assume_role_calls(self):
         """AssumeRole calls answered: dicts with role_arn, session_name,
@@ -124,11 +146,14 @@ class Emulator:
             return list(self._assumed)
 
     def reset(self):
-        """Forget recorded requests, counts and AssumeRole calls, and drop faults."""
+        """Forget recorded requests, counts, durable executions (their names can be
+        used again) and AssumeRole calls, and drop faults."""
         with self._lock:
             self._records.clear()
             self._invocations.clear()
+            self._tenant_invocations.clear()
             self._assumed.clear()
+        self.durable.clear()
         self.faults.clear()
 
     def wait_idle(self, timeout=5.0):
@@ -142,14 +167,24 @@ class Emulator:
             records = list(self._records)
             counts = {"total": len(records),
                       "by_function": dict(collections.Counter(r.function or r.path_name for r in records)),
-                      "invocations": dict(self._invocations), "assume_role": len(self._assumed)}
+                      "invocations": dict(self._invocations),
+                      "tenant_invocations": {fn: dict(tenants) for fn, tenants in self._tenant_invocations.items()},
+                      "assume_role": len(self._assumed)}
+        counts.update(self.executions_summary())
         fields = ("request_id", "path_name", "function", "qualifier", "invocation_type", "log_type",
-                  "received", "access_key", "role_arn", "fault", "status")
+                  "received", "access_key", "role_arn", "fault", "status", "tenant_id", "durable_execution_name",
+                  "durable_execution_arn")
         counts["requests"] = [
             {**{name: getattr(record, name) for name in fields}, "body_size": len(record.body)}
             for record in records
         ]
         return counts
+
+    def executions_summary(self):
+        """Durable executions started by function and one summary per execution, as
+        GET /_emulator/executions returns them."""
+        return {"executions": self.durable.started(),
+                "durable_executions": [execution.summary() for execution in self.durable.list()]}
 
     def function_arn(self, name, qualifier=None):
         arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
@@ -160,9 +195,11 @@ class Emulator:
         with self._lock:
             self._records.append(record)
 
-    def _count_invocation(self, function):
+    def _count_invocation(self, function, tenant_id=None):
         with self._lock:
             self._invocations[function] += 1
+            if tenant_id is not None:
+                self._tenant_invocations[function][tenant_id] += 1
 
     def _record_assume_role(self, role_arn, session_name, access_key_id, source_access_key, expires):
         with self._lock:

@@ -8,7 +8,27 @@ restart):
   (NAME: letters, digits, ``-`` and ``_``, at most 64 characters);
 - ``NAME@N.py`` is its published version N (N: digits);
 - ``NAME.json`` (optional): ``{"aliases": {"ALIAS": "N" or "$LATEST"},
-  "handler": "handler", "memory_size": 128, "timeout": 3}``.
+  "handler": "handler", "memory_size": 128, "timeout": 3}``, and for today's
+  Lambda features (see lambda_api.py for what Invoke does with them):
+
+  - ``"tenancy": {"tenant_isolation_mode": "PER_TENANT"}`` (Lambda's
+    ``TenancyConfig.TenantIsolationMode``): tenant isolation. Every call must name
+    a tenant (``X-Amz-Tenant-Id``), and each tenant gets execution environments of
+    its own: a separate module instance per (function version, tenant), so module
+    state one tenant's calls keep is never seen by another's;
+  - ``"durable": true`` (or an object, like Lambda's ``DurableConfig``, whose
+    settings are accepted and ignored): a durable function; each call starts a
+    durable execution, and ``X-Amz-Durable-Execution-Name`` makes starts idempotent;
+  - ``"invocation_types": ["Event"]`` (RequestResponse, Event or both): the
+    invocation types the function supports; a call of the other is answered 400
+    ModeNotSupportedException (DryRun is always accepted);
+  - ``"invoke_error": "RecursiveInvocationException"`` (or ``{"type": ...,
+    "message": ..., "status": ...}``): every call is answered with that Invoke
+    error (its status from the API model, see invoke_errors.py) before the handler
+    would run.
+
+The qualifier ``$LATEST.PUBLISHED`` resolves to the highest published version N
+(NoPublishedVersion when there is none).
 
 Each FunctionStore (one per Emulator) compiles handler files into modules of its
 own, with names unique to it, so two emulators never share module state. A
@@ -18,6 +38,8 @@ Lambda, handlers share their process; but the functions directory is not put on
 sys.path, so helper modules beside the handlers import only if it is on
 PYTHONPATH.
 """
+
+from __future__ import annotations
 
 import itertools
 import json
@@ -29,6 +51,8 @@ import time
 import traceback
 import types
 from dataclasses import dataclass
+
+from . import invoke_errors
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 VERSION_RE = re.compile(r"[0-9]+")
@@ -45,6 +69,18 @@ class Target:
     handler_name: str
     memory_size: int
     timeout: float
+    tenant_isolation_mode: str | None = None  # "PER_TENANT": calls need a tenant id
+    durable: bool = False
+    invocation_types: tuple | None = None  # None: all of them
+    invoke_error: invoke_errors.InvokeError | None = None  # answered instead of running
+
+
+TENANT_ISOLATION_MODES = ("PER_TENANT",)
+LATEST_PUBLISHED = "$LATEST.PUBLISHED"
+
+
+class NoPublishedVersion(Exception):
+    """``$LATEST.PUBLISHED`` was asked for a function that has no published version."""
 
 
 class InitError(Exception):
@@ -70,7 +106,7 @@ class FunctionStore:
         self._prefix = f"_plpy_lambda_fn{next(_store_numbers)}_"
         self._generation = itertools.count(1)
         self._lock = threading.Lock()
-        self._handlers = {}  # (path, handler name) -> (mtime_ns, module name, handler)
+        self._handlers = {}  # (path, handler name, tenant id) -> (mtime_ns, module name, handler)
         self._configs = {}  # path -> (mtime_ns, dict)
 
     def names(self):
@@ -109,7 +145,12 @@ class FunctionStore:
             return None
         config = self.config(name)
         version = qualifier or "$LATEST"
-        if version != "$LATEST" and not VERSION_RE.fullmatch(version):
+        if version == LATEST_PUBLISHED:
+            published = self.published_versions(name)
+            if not published:
+                raise NoPublishedVersion(name)
+            version = str(published[-1])
+        elif version != "$LATEST" and not VERSION_RE.fullmatch(version):
             version = config.get("aliases", {}).get(version)
             if version is None:
                 return None
@@ -122,14 +163,25 @@ class FunctionStore:
             config.get("handler", "handler"),
             int(config.get("memory_size", 128)),
             float(config.get("timeout", 3)),
+            **_features(name, config),
         )
 
-    def load(self, target):
+    def published_versions(self, name):
+        """The published version numbers of NAME (its NAME@N.py files), ascending."""
+        prefix = name + "@"
+        return sorted(
+            int(entry[len(prefix):-3]) for entry in os.listdir(self.directory)
+            if entry.startswith(prefix) and entry.endswith(".py") and VERSION_RE.fullmatch(entry[len(prefix):-3])
+        )
+
+    def load(self, target, tenant_id=None):
         """(handler, init duration in ms); the duration is None when already loaded.
 
-        Raises InitError like the Python runtime would report it.
+        ``tenant_id``: the tenant's own module instance (its own execution
+        environment), loaded on its first call. Raises InitError like the Python
+        runtime would report it.
         """
-        key = (target.path, target.handler_name)
+        key = (target.path, target.handler_name, tenant_id)
         mtime = os.stat(target.path).st_mtime_ns
         cached = self._handlers.get(key)
         if cached and cached[0] == mtime:
@@ -185,3 +237,26 @@ class FunctionStore:
             sys.modules.pop(module_name, None)
             raise InitError(type(error).__name__, str(error), stack_trace(error)) from None
         return module
+
+
+def _features(name, config):
+    """Target's fields for NAME.json's tenancy, durable, invocation_types and invoke_error."""
+    features = {}
+    tenancy = config.get("tenancy")
+    if tenancy is not None:
+        mode = tenancy.get("tenant_isolation_mode") if isinstance(tenancy, dict) else None
+        if mode not in TENANT_ISOLATION_MODES:
+            raise ValueError(f'{name}.json: tenancy must be {{"tenant_isolation_mode": "PER_TENANT"}}')
+        features["tenant_isolation_mode"] = mode
+    durable = config.get("durable", False)
+    if not isinstance(durable, (bool, dict)):
+        raise ValueError(f"{name}.json: durable must be true, false or an object")
+    features["durable"] = durable is True or isinstance(durable, dict)
+    types = config.get("invocation_types")
+    if types is not None:
+        if not isinstance(types, list) or not all(t in ("RequestResponse", "Event") for t in types):
+            raise ValueError(f"{name}.json: invocation_types must list RequestResponse, Event or both")
+        features["invocation_types"] = tuple(types)
+    if config.get("invoke_error") is not None:
+        features["invoke_error"] = invoke_errors.from_config(config["invoke_error"], name)
+    return features

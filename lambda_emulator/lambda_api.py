@@ -18,6 +18,35 @@ One emulator stands for every region and account: an ARN naming any of them
 reaches the same functions. The ARN the handler and error messages see uses the
 region of the ARN in the path, else the region the request was signed for, else
 the emulator's region, and the ARN's account, else the emulator's.
+
+Today's Invoke, as the API model (botocore) and AWS's documentation describe it:
+
+- ``X-Amz-Tenant-Id`` (TenantId: 1 to 256 characters of ``[a-zA-Z0-9._:/=+@ -]``;
+  otherwise 400 ValidationException, like the other members whose constraints a
+  request breaks). A tenant-isolated function (NAME.json ``tenancy``) must get one,
+  and a function that is not tenant-isolated must not: both are 400
+  InvalidParameterValueException, as AWS's tenant isolation troubleshooting page
+  documents. Each tenant's calls run in the tenant's own module instance
+  (functions.py), and ``context.tenant_id`` names the tenant.
+- ``X-Amz-Durable-Execution-Name`` (1 to 64 characters of ``[a-zA-Z0-9-_]``, else
+  400 ValidationException): every call of a durable function (NAME.json
+  ``durable``) starts a durable execution or, for a name already used with the same
+  payload and version, returns that one without running the handler again (a
+  RequestResponse call gets the stored answer, waiting for it if the execution is
+  still running); a name used with another payload or version is 409
+  DurableExecutionAlreadyStartedException (durable.py). Answers of durable calls
+  (200 and 202) carry ``X-Amz-Durable-Execution-Arn``; DryRun starts nothing. The
+  name sent to a function that is not durable is 400 InvalidParameterValueException:
+  AWS documents no answer for that case, and this mirrors its rule for a tenant id
+  sent to a function that is not tenant-isolated. (Lambda also wants durable
+  functions invoked by a qualified name; the emulator does not insist.)
+- The qualifier ``$LATEST.PUBLISHED`` (in ``?Qualifier=`` or after the name) runs
+  the highest published version; with none, 400 NoPublishedVersionException (the
+  model's status for that error).
+- NAME.json ``invocation_types`` (400 ModeNotSupportedException for the others)
+  and ``invoke_error``, or a handler raising ``InvokeError``, answer with Invoke's
+  own errors, such as RecursiveInvocationException (400), at the model's statuses
+  (invoke_errors.py).
 """
 
 from __future__ import annotations
@@ -31,7 +60,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from . import faults, request_auth, runtime
+from . import durable, faults, request_auth, runtime
+from .functions import NoPublishedVersion
 from .messages import HeaderDict, Response, aws_error, new_request_id
 
 INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations/?")
@@ -46,7 +76,12 @@ _NAME_RE = re.compile(
     r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]+))?",
     re.ASCII,
 )
-_QUALIFIER_RE = re.compile(r"\$LATEST|[a-zA-Z0-9_-]{1,128}", re.ASCII)
+_QUALIFIER_RE = re.compile(r"\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]{1,128}", re.ASCII)
+TENANT_ID_RE = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}", re.ASCII)
+TENANT_ID_PATTERN = r"[a-zA-Z0-9\._:\/=+\-@ ]+"  # as the API model writes it
+TENANT_ID_MAX = 256
+DURABLE_NAME_MAX = 64
+DURABLE_WAIT = 900  # seconds a repeated RequestResponse call waits for its running execution (Lambda's 15 minutes)
 SYNC_LIMIT = 6 * 1024 * 1024
 EVENT_LIMIT = 1024 * 1024
 RESPONSE_LIMIT = 6 * 1024 * 1024
@@ -73,6 +108,9 @@ class InvokeRecord:
     role_arn: str | None = None  # the role that key was issued for by the emulator's STS
     fault: str | None = None  # the fault kind applied, if any
     status: int | None = None  # the HTTP status answered (0: connection closed)
+    tenant_id: str | None = None  # X-Amz-Tenant-Id as received
+    durable_execution_name: str | None = None  # X-Amz-Durable-Execution-Name as received
+    durable_execution_arn: str | None = None  # the execution the call started or got back
 
 
 def handle(emu, request, raw_name):
@@ -83,6 +121,8 @@ def handle(emu, request, raw_name):
         request_id, unquote(raw_name), None, None,
         headers.get("X-Amz-Invocation-Type") or "RequestResponse", headers.get("X-Amz-Log-Type") or "None",
         HeaderDict(headers.items()), request.body, request.received,
+        tenant_id=headers.get("X-Amz-Tenant-Id"),
+        durable_execution_name=headers.get("X-Amz-Durable-Execution-Name"),
     )
     emu._record_request(record)
     response = _invoke(emu, request, record)
@@ -139,6 +179,12 @@ def _invoke(emu, request, record):
     if log_type not in LOG_TYPES:
         return aws_error(400, "InvalidParameterValueException",
                          f"Unsupported log type {log_type}; use one of {', '.join(LOG_TYPES)}.", request_id)
+    tenant_id, execution_name = record.tenant_id, record.durable_execution_name
+    invalid = (_invalid_member(tenant_id, "tenantId", TENANT_ID_MAX, TENANT_ID_RE, TENANT_ID_PATTERN)
+               or _invalid_member(execution_name, "durableExecutionName", DURABLE_NAME_MAX, durable.NAME_RE,
+                                  durable.NAME_PATTERN))
+    if invalid:
+        return aws_error(400, "ValidationException", invalid, request_id)
     client_context = None
     encoded = request.headers.get("X-Amz-Client-Context")
     if encoded:
@@ -168,9 +214,34 @@ def _invoke(emu, request, record):
     account = match["account"] or emu.account_id
     arn = f"arn:{match['partition'] or 'aws'}:lambda:{region}:{account}:function:{name}"
     invoked_arn = f"{arn}:{qualifier}" if qualifier else arn
-    target = emu.functions.resolve(name, qualifier)
+    try:
+        target = emu.functions.resolve(name, qualifier)
+    except NoPublishedVersion:
+        return aws_error(400, "NoPublishedVersionException",
+                         f"The function {arn} has no published versions, so {qualifier} has nothing to run.",
+                         request_id)
     if target is None:
         return aws_error(404, "ResourceNotFoundException", f"Function not found: {invoked_arn}", request_id)
+    if target.tenant_isolation_mode and tenant_id is None:
+        return aws_error(400, "InvalidParameterValueException",
+                         f"Tenant ID not specified: the function {invoked_arn} uses tenant isolation mode "
+                         f"{target.tenant_isolation_mode}; invoke it with a tenant ID.", request_id)
+    if tenant_id is not None and not target.tenant_isolation_mode:
+        return aws_error(400, "InvalidParameterValueException",
+                         f"Tenant ID passed to the function {invoked_arn}, which does not have tenant isolation "
+                         "enabled.", request_id)
+    if execution_name is not None and not target.durable:
+        return aws_error(400, "InvalidParameterValueException",
+                         f"Durable execution name passed to the function {invoked_arn}, which is not a durable "
+                         "function.", request_id)
+    if (target.invocation_types is not None and invocation_type != "DryRun"
+            and invocation_type not in target.invocation_types):
+        return aws_error(400, "ModeNotSupportedException",
+                         f"The function {invoked_arn} doesn't support the {invocation_type} invocation type; it "
+                         f"supports {', '.join(target.invocation_types)}.", request_id)
+    if target.invoke_error is not None:
+        error = target.invoke_error
+        return aws_error(error.status, error.error_type, error.message, request_id)
 
     try:
         event = json.loads(request.body) if request.body.strip() else {}
@@ -182,39 +253,91 @@ def _invoke(emu, request, record):
     ids = [("x-amzn-RequestId", request_id)]
     if invocation_type == "DryRun":
         return Response(204, headers=ids, content_type=None)
+
+    execution = None
+    if target.durable:
+        try:
+            execution, started = emu.durable.start(arn, name, target.version, execution_name, request.body,
+                                                   invocation_type, request_id, tenant_id)
+        except durable.AlreadyStarted as conflict:
+            return aws_error(409, "DurableExecutionAlreadyStartedException", str(conflict), request_id)
+        record.durable_execution_arn = execution.arn
+        ids.append(("X-Amz-Durable-Execution-Arn", execution.arn))
+        if not started:
+            if invocation_type == "Event":
+                return Response(202, headers=ids, content_type=None)
+            if not execution.done.wait(DURABLE_WAIT):
+                return aws_error(500, "ServiceException",
+                                 f"Durable execution {execution.arn} is still running.", request_id)
+            return _answer(execution.outcome, execution.version, ids, log_type, request_id)
+
     if invocation_type == "Event":
         emu._async_started()
         threading.Thread(
-            target=_run_async, args=(emu, target, request_id, event, invoked_arn),
+            target=_run_async, args=(emu, target, request_id, event, invoked_arn, tenant_id, execution),
             name=f"lambda-event-{name}", daemon=True,
         ).start()
         return Response(202, headers=ids, content_type=None)
 
-    emu._count_invocation(name)
-    outcome = runtime.run(emu.functions, target, request_id, event, invoked_arn, client_context)
-    emu._log(outcome.log)
-    payload, function_error = outcome.payload, outcome.function_error
-    if len(payload) > RESPONSE_LIMIT:
-        payload = runtime.error_payload(
-            "Function.ResponseSizeTooLarge",
-            f"Response payload size ({len(payload)} bytes) exceeded maximum allowed payload size "
-            f"({RESPONSE_LIMIT} bytes).", request_id)
-        function_error = "Unhandled"
-    headers = ids + [("X-Amz-Executed-Version", target.version)]
-    if function_error:
-        headers.append(("X-Amz-Function-Error", function_error))
+    outcome = _run(emu, target, request_id, event, invoked_arn, client_context, tenant_id, execution)
+    return _answer(outcome, target.version, ids, log_type, request_id)
+
+
+def _run(emu, target, request_id, event, invoked_arn, client_context, tenant_id, execution):
+    """Run the handler once (counted; a durable execution's result kept); its Outcome,
+    the payload already held to the response limit."""
+    outcome = None
+    try:
+        emu._count_invocation(target.name, tenant_id)
+        outcome = runtime.run(emu.functions, target, request_id, event, invoked_arn, client_context, tenant_id)
+        emu._log(outcome.log)
+        if len(outcome.payload) > RESPONSE_LIMIT:
+            outcome.payload = runtime.error_payload(
+                "Function.ResponseSizeTooLarge",
+                f"Response payload size ({len(outcome.payload)} bytes) exceeded maximum allowed payload size "
+                f"({RESPONSE_LIMIT} bytes).", request_id)
+            outcome.function_error = "Unhandled"
+        return outcome
+    finally:
+        if execution is not None:
+            emu.durable.finish(execution, outcome if outcome is not None else runtime.Outcome(
+                runtime.error_payload("ServiceException", "the emulator failed to run the handler", request_id),
+                "Unhandled", ""))
+
+
+def _answer(outcome, version, ids, log_type, request_id):
+    """The 200 answer for a handler's outcome (or the Invoke error it raised)."""
+    if outcome.invoke_error is not None:
+        error = outcome.invoke_error
+        return aws_error(error.status, error.error_type, error.message, request_id, ids[1:])
+    headers = ids + [("X-Amz-Executed-Version", version)]
+    if outcome.function_error:
+        headers.append(("X-Amz-Function-Error", outcome.function_error))
     if log_type == "Tail":
         headers.append(("X-Amz-Log-Result", base64.b64encode(outcome.log.encode()[-TAIL_BYTES:]).decode()))
-    return Response(200, payload, headers)
+    return Response(200, outcome.payload, headers)
 
 
-def _run_async(emu, target, request_id, event, invoked_arn):
+def _run_async(emu, target, request_id, event, invoked_arn, tenant_id=None, execution=None):
     try:
-        emu._count_invocation(target.name)
-        outcome = runtime.run(emu.functions, target, request_id, event, invoked_arn)
-        emu._log(outcome.log)
+        _run(emu, target, request_id, event, invoked_arn, None, tenant_id, execution)
     finally:
         emu._async_finished()
+
+
+def _invalid_member(value, member, maximum, regex, pattern):
+    """The ValidationException message for a header that breaks its model constraints, or None."""
+    if value is None:
+        return None
+    if not value:
+        constraint = "Member must have length greater than or equal to 1"
+    elif len(value) > maximum:
+        constraint = f"Member must have length less than or equal to {maximum}"
+    elif not regex.fullmatch(value):
+        constraint = f"Member must satisfy regular expression pattern: {pattern}"
+    else:
+        return None
+    return f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
 
 
 def _signed_region(request):

@@ -5,6 +5,10 @@ prints, marshalling the result (``json.dumps`` with default separators and, like
 the python3.12+ runtimes, non-ASCII characters left unescaped), the runtime's
 error payload ``{"errorMessage", "errorType", "requestId", "stackTrace"}``, and
 the log text: ``START``, the handler's output, ``END`` and ``REPORT`` lines.
+A tenant-isolated function's calls run in the tenant's own module instance, and
+``context.tenant_id`` names the tenant (None otherwise), as in Lambda's Python
+runtime. A handler that raises ``InvokeError`` gets the Invoke call answered with
+that AWS error (``Outcome.invoke_error``) instead of a function error.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 
 from . import capture
 from .functions import InitError, stack_trace
+from .invoke_errors import InvokeError
 
 _LOG_STREAM_ID = uuid.uuid4().hex
 
@@ -49,7 +54,7 @@ class ClientContext:
 class LambdaContext:
     """The context argument handlers receive."""
 
-    def __init__(self, target, request_id, invoked_function_arn, client_context):
+    def __init__(self, target, request_id, invoked_function_arn, client_context, tenant_id=None):
         self.function_name = target.name
         self.function_version = target.version
         self.invoked_function_arn = invoked_function_arn
@@ -59,6 +64,7 @@ class LambdaContext:
         self.log_stream_name = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{target.version}]{_LOG_STREAM_ID}"
         self.client_context = ClientContext(client_context) if client_context is not None else None
         self.identity = None
+        self.tenant_id = tenant_id  # the X-Amz-Tenant-Id of a tenant-isolated function's call
         self._deadline = time.monotonic() + target.timeout
 
     def get_remaining_time_in_millis(self):
@@ -71,6 +77,7 @@ class Outcome:
     payload: bytes
     function_error: str | None  # "Unhandled" when the handler failed
     log: str
+    invoke_error: InvokeError | None = None  # raised by the handler: the call's answer is this AWS error
 
 
 def _decimal(value):
@@ -84,23 +91,30 @@ def error_payload(error_type, message, request_id, trace=()):
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def run(store, target, request_id, event, invoked_function_arn, client_context=None):
-    """Run target's handler on event; return its Outcome. Never raises for handler faults."""
+def run(store, target, request_id, event, invoked_function_arn, client_context=None, tenant_id=None):
+    """Run target's handler on event (in tenant_id's own module instance when given);
+    return its Outcome. Never raises for handler faults."""
     error = None
+    invoke_error = None
     init_ms = None
     with capture.captured() as output:
         started = time.perf_counter()
         try:
-            handler, init_ms = store.load(target)
+            handler, init_ms = store.load(target, tenant_id)
             started = time.perf_counter()
-            context = LambdaContext(target, request_id, invoked_function_arn, client_context)
+            context = LambdaContext(target, request_id, invoked_function_arn, client_context, tenant_id)
             result = handler(event, context)
+        except InvokeError as failure:
+            invoke_error = failure
+            result = None
+            print(f"[ERROR] {failure.error_type}: {failure.message} (the Invoke call is answered "
+                  f"{failure.status} {failure.error_type})")
         except InitError as failure:
             error = (failure.error_type, str(failure), failure.stack_trace)
         except (Exception, SystemExit) as failure:
             error = (type(failure).__name__, str(failure), stack_trace(failure))
         duration_ms = (time.perf_counter() - started) * 1000
-        if error is None:
+        if error is None and invoke_error is None:
             try:
                 payload = json.dumps(result, ensure_ascii=False, default=_decimal).encode()
             except (TypeError, ValueError) as failure:
@@ -122,4 +136,6 @@ def run(store, target, request_id, event, invoked_function_arn, client_context=N
     if text and not text.endswith("\n"):
         text += "\n"
     log = f"START RequestId: {request_id} Version: {target.version}\n{text}END RequestId: {request_id}\n{report}\n"
+    if invoke_error is not None:
+        return Outcome(b"", None, log, invoke_error)
     return Outcome(payload, "Unhandled" if error else None, log)

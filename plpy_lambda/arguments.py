@@ -6,9 +6,10 @@ overload, with every later positional argument shifted by one place.
 """
 
 import json
+import re
 
 from plpy_lambda import names
-from plpy_lambda.errors import BadArgument, TooLarge
+from plpy_lambda.errors import BadArgument, BadSetting, TooLarge
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 LOG_TYPES = ("None", "Tail")
@@ -19,15 +20,19 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CONTEXT_LIMIT = 3583
 
+# Invoke's TenantId (botocore's model): 1 to 256 of these characters; sent as X-Amz-Tenant-Id.
+TENANT_ID_SETTING = "aws_lambda.tenant_id"
+_TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
+
 
 class Invocation:
     """One call, validated: everything needed to build the request."""
 
     __slots__ = ("function", "region", "payload", "invocation_type", "log_type",
-                 "client_context", "qualifier", "function_name", "context")
+                 "client_context", "qualifier", "function_name", "context", "tenant_id")
 
     def __init__(self, function, region, payload, invocation_type, log_type, client_context,
-                 qualifier, function_name="", context=None):
+                 qualifier, function_name="", context=None, tenant_id=None):
         self.function = function  # names.FunctionRef
         self.region = region  # None: the server's region, resolved later
         self.payload = payload  # bytes, as sent
@@ -37,12 +42,21 @@ class Invocation:
         self.qualifier = qualifier
         self.function_name = function_name  # as given, after the psql-variable rule
         self.context = context  # the client context's JSON text, or None
+        self.tenant_id = tenant_id  # checked (tenant_id()), or None: no X-Amz-Tenant-Id
 
     def with_payload(self, payload):
         """The same call with another payload (bytes, checked): one of a batch's rows."""
         return Invocation(self.function, self.region, payload, self.invocation_type,
                           self.log_type, self.client_context, self.qualifier,
-                          self.function_name, self.context)
+                          self.function_name, self.context, self.tenant_id)
+
+    def for_tenant(self, tenant_id):
+        """The same call for a tenant (checked with tenant_id()), or for none."""
+        if tenant_id == self.tenant_id:
+            return self
+        return Invocation(self.function, self.region, self.payload, self.invocation_type,
+                          self.log_type, self.client_context, self.qualifier,
+                          self.function_name, self.context, tenant_id)
 
     def queued(self):
         """The arguments a queued delivery stores: checked, and read the same way again."""
@@ -53,6 +67,7 @@ class Invocation:
             "log_type": self.log_type,
             "context": self.context,
             "qualifier": self.qualifier,
+            "tenant_id": self.tenant_id,
         }
 
     def display_arn(self, region):
@@ -99,6 +114,26 @@ def from_sql(
         function_name=function_name,
         context=context,
     )
+
+
+def tenant_id(argument, setting_text=None):
+    """The tenant a call is for: the tenant_id argument when given, else the session's
+    aws_lambda.tenant_id; None (no header) when that is unset or empty. Checked against
+    Invoke's TenantId: a bad argument is that argument's error, a bad setting the setting's."""
+    value = argument if argument is not None else setting_text
+    if not value:
+        return None
+    if _TENANT_ID.fullmatch(value):
+        return value
+    if len(value) > 256:
+        problem = f"is {len(value):,} characters long; a tenant id has 1 to 256"
+    else:
+        bad = next(character for character in value if not _TENANT_ID.fullmatch(character))
+        problem = (f"{json.dumps(bad)} is not allowed; a tenant id takes letters, digits, "
+                   "spaces and . _ : / = + - @")
+    if argument is not None:
+        raise BadArgument("tenant_id", problem)
+    raise BadSetting(TENANT_ID_SETTING, problem)
 
 
 def _unshift(invocation_type, log_type, context, qualifier_json, qualifier):

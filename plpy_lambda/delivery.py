@@ -37,16 +37,18 @@ _LARGEST_DELIVERY_ID = 2**63 - 1  # aws_lambda.deliveries.id is a bigint
 
 
 def check(state, function_name, region, invocation_type, log_type, context, qualifier,
-          composite_region, from_composite, payload_size):
-    """The arguments of one invoke_on_commit, checked as invoke checks them, as stored."""
+          composite_region, from_composite, payload_size, tenant_id=None, tenant_setting=None):
+    """The arguments of one invoke_on_commit, checked as invoke checks them, as stored; the
+    tenant is the tenant_id argument, or else the session's aws_lambda.tenant_id."""
     cache = state.checked_for_queue
     key = (function_name, region, invocation_type, log_type, context, qualifier,
-           composite_region, from_composite)
+           composite_region, from_composite, tenant_id, tenant_setting)
     queued = cache.get(key)
     if queued is None:
         call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
                                   context, qualifier, composite_region=composite_region,
                                   from_composite=from_composite)
+        call = call.for_tenant(arguments.tenant_id(tenant_id, tenant_setting))
         if call.invocation_type == "RequestResponse":
             # the id must still fit Lambda's client-context limit
             arguments.client_context(
@@ -61,7 +63,7 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
 
 CLAIM = """
 SELECT d.id, d.function_name, d.region, d.invocation_type, d.log_type, d.context::text AS context,
-       d.qualifier, d.payload::text AS payload, d.attempts,
+       d.qualifier, d.tenant_id, d.payload::text AS payload, d.attempts,
        extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age
 FROM aws_lambda.deliveries AS d
 WHERE d.status = 'pending' AND NOT d.replicated
@@ -150,7 +152,7 @@ def _calls(rows):
     for row in rows:
         context = row["context"]
         row_arguments = (row["function_name"], row["region"], row["invocation_type"],
-                         row["log_type"], context, row["qualifier"])
+                         row["log_type"], context, row["qualifier"], row["tenant_id"])
         try:
             if row["invocation_type"] == "RequestResponse":
                 context = arguments.with_delivery_id(context, row["id"])
@@ -168,9 +170,11 @@ def _calls(rows):
 
 
 def _invocation(row, context):
-    """The claimed row as an Invocation, checked as invoke checks its arguments."""
+    """The claimed row as an Invocation, checked as invoke checks its arguments, for the
+    tenant it was queued for (whatever the deliverer's session says)."""
     return arguments.from_sql(row["function_name"], row["payload"], row["region"],
-                              row["invocation_type"], row["log_type"], context, row["qualifier"])
+                              row["invocation_type"], row["log_type"], context, row["qualifier"]
+                              ).for_tenant(arguments.tenant_id(row["tenant_id"]))
 
 
 def _recorded(row, outcome, operator_settings):

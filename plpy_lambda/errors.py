@@ -194,7 +194,25 @@ def _service_error(status, error_type, message):
         )
     elif status == 404:
         hint += " Check the function name, region, qualifier and aws_lambda.endpoint_override."
+    elif error_type in _REFUSALS:
+        hint += " " + _REFUSALS[error_type]
     return ApiFailed(REJECTED_BY_SERVICE, reason, hint=hint)
+
+
+# What to do about the refusals of today's Invoke (botocore's model) that say more than
+# their status; DETAIL has the service's own message.
+_REFUSALS = {
+    "NoPublishedVersionException":
+        "The function has no published version for $LATEST.PUBLISHED: publish one, or call "
+        "$LATEST or a version.",
+    "RecursiveInvocationException":
+        "Lambda's recursive loop detection stopped the invocation: the function is invoked in a "
+        "loop with other AWS resources. Break the loop, or change the function's recursive loop "
+        "setting.",
+    "ModeNotSupportedException":
+        "The function does not support this invocation_type (RequestResponse on a function "
+        "configured for asynchronous invocation only, or the other way round).",
+}
 
 
 class InvalidResponse(ApiFailed):

@@ -14,7 +14,7 @@ def prepare(backend, call, operator_settings, body=None):
     and the region it goes to. What a call's arguments decide (the region, the endpoint,
     the headers) is worked out once per backend and endpoint override."""
     key = (call.function_name, call.region, call.qualifier, call.invocation_type, call.log_type,
-           call.client_context, operator_settings.endpoint_override)
+           call.client_context, call.tenant_id, operator_settings.endpoint_override)
     found = backend.requests.get(key)
     if found is None:
         region = call.region or _server_region(backend)
@@ -45,6 +45,8 @@ def request_headers(call):
     }
     if call.client_context is not None:
         headers["X-Amz-Client-Context"] = call.client_context
+    if call.tenant_id is not None:
+        headers["X-Amz-Tenant-Id"] = call.tenant_id
     return headers
 
 

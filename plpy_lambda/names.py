@@ -29,9 +29,9 @@ Where we are stricter than the model, on purpose:
 - a region, in an ARN or given apart, has the model's shape (one final digit) and is of
   a known partition (PARTITIONS), at most 63 characters: the endpoint's host name is
   built from it, one DNS label;
-- a qualifier is $LATEST, or letters, digits, hyphens and underscores: not a "$"
-  inside an alias, which the model's Alias shape does not allow, nor $LATEST.PUBLISHED
-  (Lambda Managed Instances; an unqualified call reaches it already).
+- a qualifier is $LATEST, $LATEST.PUBLISHED (the newest published version), or letters,
+  digits, hyphens and underscores: not a "$" inside an alias, which the model's Alias
+  shape does not allow.
 """
 
 import re
@@ -45,7 +45,7 @@ FUNCTION_NAME_MAX = 256  # the model's NamespacedFunctionName: the whole text, q
 REGION_MAX = 63  # one DNS label
 
 _NAME = r"[A-Za-z0-9_-]+"
-_QUALIFIER = r"\$LATEST|[A-Za-z0-9_-]+"
+_QUALIFIER = r"\$LATEST(?:\.PUBLISHED)?|[A-Za-z0-9_-]+"
 _ACCOUNT = r"[0-9]{12}"
 _FULL_ARN = re.compile(
     rf"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>{_ACCOUNT})"
@@ -164,14 +164,15 @@ def parse_function_name(text, argument="function_name"):
 
 
 def check_qualifier(qualifier, argument="qualifier"):
-    """A version number, $LATEST or an alias name, 1 to 128 characters."""
+    """A version number, $LATEST, $LATEST.PUBLISHED or an alias name, 1 to 128 characters."""
     if qualifier is None:
         return None
     if not 1 <= len(qualifier) <= QUALIFIER_MAX or not re.fullmatch(_QUALIFIER, qualifier, re.ASCII):
         raise BadArgument(
             argument,
-            f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, a version number or '
-            f"an alias of letters, digits, hyphens and underscores (1 to {QUALIFIER_MAX})",
+            f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, $LATEST.PUBLISHED, a '
+            f"version number or an alias of letters, digits, hyphens and underscores (1 to "
+            f"{QUALIFIER_MAX})",
             hint=_non_ascii_hint(qualifier),
         )
     return qualifier

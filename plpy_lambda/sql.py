@@ -8,22 +8,24 @@ leaving PL/Python is always printed as "Type: message", with a traceback).
 
 from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
 
-_ENQUEUE = "SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7) AS id"
+_ENQUEUE = ("SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7, "
+            "tenant_id => coalesce($8, '')) AS id")
 # An Event queued by aws_lambda.events_after_commit: RDS's 202, the other columns NULL.
 _QUEUED_EVENT = (202, None, None, None)
 
 
 def invoke_one(plpy, GD, result_type, function_name, payload, region, invocation_type, log_type,
                context, qualifier, composite_region, from_composite, connect_timeout,
-               request_timeout, conf_load_time, events_after_commit=None):
+               request_timeout, conf_load_time, events_after_commit=None, tenant_setting=None):
     """One invocation: the row of aws_lambda_internal._invoke_json or _invoke_jsonb
     (status_code, payload, executed_version, log_result), or None when it failed, with
     the failure kept for failure(). result_type ('json' or 'jsonb') is the payload
-    column's type: a payload it cannot hold is an error of ours (LM005)."""
+    column's type: a payload it cannot hold is an error of ours (LM005). tenant_setting is
+    the session's aws_lambda.tenant_id."""
     state = backend.state(GD)
     try:
         key = (function_name, region, invocation_type, log_type, context, qualifier,
-               composite_region, from_composite)
+               composite_region, from_composite, tenant_setting)
         call = state.checked_calls.get(key)
         if call is None:
             call = _checked(state, key, payload)
@@ -65,7 +67,7 @@ def _checked(state, key, payload):
     """The Invocation for invoke's arguments but the payload (kept per backend), or the
     first error the arguments give, checked in order with the payload."""
     (function_name, region, invocation_type, log_type, context, qualifier, composite_region,
-     from_composite) = key
+     from_composite, tenant_setting) = key
     try:
         call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
                                   context, qualifier, composite_region=composite_region,
@@ -75,6 +77,7 @@ def _checked(state, key, payload):
                            qualifier, composite_region=composite_region,
                            from_composite=from_composite)
         raise
+    call = call.for_tenant(arguments.tenant_id(None, tenant_setting))
     return state.remember(state.checked_calls, key, call)
 
 
@@ -83,12 +86,12 @@ def _enqueue(plpy, state, call, payload):
     plan = state.enqueue_plan
     if plan is None:
         plan = state.enqueue_plan = plpy.prepare(
-            _ENQUEUE, ["text", "text", "text", "text", "text", "text", "text"])
+            _ENQUEUE, ["text", "text", "text", "text", "text", "text", "text", "text"])
     queued = call.queued()
     try:
         plpy.execute(plan, [queued["function_name"], payload, queued["region"],
                             queued["invocation_type"], queued["log_type"], queued["context"],
-                            queued["qualifier"]])
+                            queued["qualifier"], queued["tenant_id"]])
     except plpy.SPIError as error:  # on a hot standby: invoke_on_commit's 25006
         on_standby = getattr(error, "sqlstate", None) == "25006"
         raise errors.Refused(error, errors.EVENTS_ON_STANDBY if on_standby else None) from None
@@ -96,7 +99,7 @@ def _enqueue(plpy, state, call, payload):
 
 def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_type, context,
                 qualifier, max_concurrency, connect_timeout, request_timeout, conf_load_time,
-                result_type="json"):
+                result_type="json", tenant_id=None, tenant_setting=None):
     """Rows of the batch, in order; an error of the whole call is one row without ordinality.
 
     An item's error row keeps what the function gave: its error payload (LM010) in
@@ -105,7 +108,7 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
     try:
         shared = arguments.from_sql(
             function_name, "{}", region, invocation_type, log_type, context, qualifier
-        )
+        ).for_tenant(arguments.tenant_id(tenant_id, tenant_setting))
         batch.check_concurrency(max_concurrency)
         if payloads is None:
             raise errors.BadArgument("payloads", "must not be NULL", null=True)
@@ -142,17 +145,18 @@ def _calls_of(shared, payloads):
 
 
 NOT_QUEUED = dict.fromkeys(
-    ("function_name", "region", "invocation_type", "log_type", "context", "qualifier")
+    ("function_name", "region", "invocation_type", "log_type", "context", "qualifier", "tenant_id")
 )
 
 
 def check_queued(GD, function_name, region, invocation_type, log_type, context, qualifier,
-                 composite_region, from_composite, payload_size):
+                 composite_region, from_composite, payload_size, tenant_id=None,
+                 tenant_setting=None):
     """aws_lambda_internal._check_queued: invoke_on_commit's arguments as stored, or the error."""
     try:
         queued = delivery.check(backend.state(GD), function_name, region, invocation_type,
                                 log_type, context, qualifier, composite_region, from_composite,
-                                payload_size)
+                                payload_size, tenant_id, tenant_setting)
         return {**queued, **errors.NO_ERROR}
     except errors.LambdaError as error:
         return {**NOT_QUEUED, **errors.as_row(error)}

@@ -50,7 +50,7 @@ CREATE FUNCTION aws_lambda_internal._invoke_many_py(
     function_name text, payloads text[], region text, invocation_type text, log_type text,
     context text, qualifier text, max_concurrency int,
     connect_timeout text, request_timeout text, conf_load_time timestamptz,
-    result_type text DEFAULT 'json')
+    result_type text DEFAULT 'json', tenant_id text DEFAULT NULL, tenant_setting text DEFAULT NULL)
 RETURNS SETOF aws_lambda_internal._invoke_result
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -59,7 +59,8 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].invoke_many(
     plpy, GD, function_name, payloads, region, invocation_type, log_type, context, qualifier,
-    max_concurrency, connect_timeout, request_timeout, conf_load_time, result_type)
+    max_concurrency, connect_timeout, request_timeout, conf_load_time, result_type, tenant_id,
+    tenant_setting)
 $py$;
 
 -- True when there is no error; else raise it with its own SQLSTATE, message, DETAIL, HINT.
@@ -160,7 +161,8 @@ CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
     text,               -- connect_timeout
     text,               -- request_timeout
     timestamptz,        -- conf_load_time
-    text)               -- events_after_commit
+    text,               -- events_after_commit
+    text)               -- tenant_setting (the session's aws_lambda.tenant_id)
 RETURNS aws_lambda_internal._{{payload_type}}_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
@@ -194,7 +196,8 @@ SELECT aws_lambda_internal._invoke_{{payload_type}}(
     pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
-    pg_catalog.current_setting('aws_lambda.events_after_commit', true))
+    pg_catalog.current_setting('aws_lambda.events_after_commit', true),
+    pg_catalog.current_setting('aws_lambda.tenant_id', true))
 $$;
 -- @end
 
@@ -209,6 +212,7 @@ CREATE FUNCTION aws_lambda.invoke_many(
     IN context {{payload_type}} DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN max_concurrency int DEFAULT 10,
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
     OUT ordinality bigint,
     OUT status_code int,
     OUT payload {{payload_type}},
@@ -227,7 +231,8 @@ FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
         pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
-        pg_catalog.pg_conf_load_time(), '{{payload_type}}') AS r
+        pg_catalog.pg_conf_load_time(), '{{payload_type}}', $9,
+        pg_catalog.current_setting('aws_lambda.tenant_id', true)) AS r
 WHERE CASE WHEN r.ordinality IS NULL
            THEN aws_lambda_internal._no_error(r.error_sqlstate, r.error_message, r.error_detail, r.error_hint)
            ELSE true END
@@ -260,6 +265,7 @@ CREATE TABLE aws_lambda.deliveries (
     log_type text NOT NULL,
     context json,
     qualifier text,
+    tenant_id text,  -- sent as X-Amz-Tenant-Id; NULL: none
     ordering_key text,
     payload json NOT NULL,
     status text NOT NULL DEFAULT 'pending',  -- pending, succeeded, failed or dead
@@ -344,6 +350,7 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
     log_type text,
     context text,
     qualifier text,
+    tenant_id text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -352,7 +359,8 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
 
 CREATE FUNCTION aws_lambda_internal._check_queued(
     function_name text, region text, invocation_type text, log_type text, context text,
-    qualifier text, composite_region text, from_composite boolean, payload_size int)
+    qualifier text, composite_region text, from_composite boolean, payload_size int,
+    tenant_id text, tenant_setting text)
 RETURNS aws_lambda_internal._queued_call
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -361,7 +369,7 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].check_queued(
     GD, function_name, region, invocation_type, log_type, context, qualifier,
-    composite_region, from_composite, payload_size)
+    composite_region, from_composite, payload_size, tenant_id, tenant_setting)
 $py$;
 
 -- invoke_on_commit: invoke's four overloads, queued in the caller's transaction;
@@ -378,7 +386,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN log_type text DEFAULT 'None',
     IN context {{payload_type}} DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
-    IN ordering_key text DEFAULT NULL)
+    IN ordering_key text DEFAULT NULL,
+    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -393,7 +402,9 @@ BEGIN
         AND {{any_region}} IS NULL AND {{context}} IS NULL AND {{qualifier}} IS NULL
         AND {{invocation_type}} IN ('Event', 'RequestResponse', 'DryRun')
         AND {{log_type}} IN ('None', 'Tail')
-        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()) IS TRUE THEN
+        AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
+        AND coalesce({{tenant}}, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
+        ) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -407,13 +418,14 @@ BEGIN
         END IF;
         queued := aws_lambda_internal._check_queued(
             {{name}}, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}::text, {{qualifier}},
-            {{composite_region}}, {{from_composite}}, octet_length($2::text));
+            {{composite_region}}, {{from_composite}}, octet_length($2::text), {{tenant}},
+            pg_catalog.current_setting('aws_lambda.tenant_id', true));
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, ordering_key, payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, {{last}}, $2{{as_json}},
+                queued.context::json, queued.qualifier, queued.tenant_id, {{last}}, $2{{as_json}},
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;

@@ -60,7 +60,7 @@ def model_accepts(shape, text):
 # -- the rules we state, written independently of names.py --------------------------
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
-_QUALIFIER = re.compile(r"\$LATEST|[A-Za-z0-9_-]{1,128}", re.ASCII)
+_QUALIFIER = re.compile(r"\$LATEST(\.PUBLISHED)?|[A-Za-z0-9_-]{1,128}", re.ASCII)
 _ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
 
 
@@ -385,7 +385,6 @@ def test_the_translation_from_java():
     ("arn:aws-CN:lambda:cn-north-1:123456789012:function:f", "a partition not in lower case"),
     ("arn:aws:lambda:zz-east-1:123456789012:function:f", "a region of no partition"),
     ("arn:aws:lambda:us-" + "a" * 59 + "-1:123456789012:function:f", "a region over 63 characters"),
-    ("f:$LATEST.PUBLISHED", "$LATEST.PUBLISHED (Lambda Managed Instances)"),
     ("f:" + "q" * 129, "a qualifier over 128 characters"),
 ])
 def test_where_we_are_stricter_than_the_model(text, why):
@@ -394,7 +393,7 @@ def test_where_we_are_stricter_than_the_model(text, why):
         names.parse_function_name(text)
 
 
-@pytest.mark.parametrize("qualifier", ["$LATEST.PUBLISHED", "$latest", "a$b", "$"])
+@pytest.mark.parametrize("qualifier", ["$latest", "a$b", "$", "$LATEST$"])
 def test_qualifiers_stricter_than_the_model(qualifier):
     assert model_accepts(QUALIFIER_SHAPE, qualifier)
     with pytest.raises(BadArgument):
