@@ -18,6 +18,7 @@ CREATE TYPE aws_lambda_internal._invoke_result AS (
     payload text,
     executed_version text,
     log_result text,
+    durable_execution_arn text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -162,7 +163,8 @@ CREATE FUNCTION aws_lambda_internal._invoke_json(
     text,               -- request_timeout
     timestamptz,        -- conf_load_time
     text,               -- events_after_commit
-    text)               -- tenant_setting (the session's aws_lambda.tenant_id)
+    text,               -- tenant_setting (the session's aws_lambda.tenant_id)
+    text)               -- durable_setting (the session's aws_lambda.durable_execution_name)
 RETURNS aws_lambda_internal._json_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
@@ -200,7 +202,8 @@ CREATE FUNCTION aws_lambda_internal._invoke_jsonb(
     text,               -- request_timeout
     timestamptz,        -- conf_load_time
     text,               -- events_after_commit
-    text)               -- tenant_setting (the session's aws_lambda.tenant_id)
+    text,               -- tenant_setting (the session's aws_lambda.tenant_id)
+    text)               -- durable_setting (the session's aws_lambda.durable_execution_name)
 RETURNS aws_lambda_internal._jsonb_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
@@ -233,7 +236,8 @@ SELECT aws_lambda_internal._invoke_json(
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
     pg_catalog.current_setting('aws_lambda.events_after_commit', true),
-    pg_catalog.current_setting('aws_lambda.tenant_id', true))
+    pg_catalog.current_setting('aws_lambda.tenant_id', true),
+    pg_catalog.current_setting('aws_lambda.durable_execution_name', true))
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -258,7 +262,8 @@ SELECT aws_lambda_internal._invoke_jsonb(
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
     pg_catalog.current_setting('aws_lambda.events_after_commit', true),
-    pg_catalog.current_setting('aws_lambda.tenant_id', true))
+    pg_catalog.current_setting('aws_lambda.tenant_id', true),
+    pg_catalog.current_setting('aws_lambda.durable_execution_name', true))
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -282,7 +287,8 @@ SELECT aws_lambda_internal._invoke_json(
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
     pg_catalog.current_setting('aws_lambda.events_after_commit', true),
-    pg_catalog.current_setting('aws_lambda.tenant_id', true))
+    pg_catalog.current_setting('aws_lambda.tenant_id', true),
+    pg_catalog.current_setting('aws_lambda.durable_execution_name', true))
 $$;
 
 CREATE FUNCTION aws_lambda.invoke(
@@ -306,7 +312,8 @@ SELECT aws_lambda_internal._invoke_jsonb(
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
     pg_catalog.current_setting('aws_lambda.events_after_commit', true),
-    pg_catalog.current_setting('aws_lambda.tenant_id', true))
+    pg_catalog.current_setting('aws_lambda.tenant_id', true),
+    pg_catalog.current_setting('aws_lambda.durable_execution_name', true))
 $$;
 
 -- invoke_many: the same function for every payload, at most max_concurrency at a time.
@@ -327,13 +334,14 @@ CREATE FUNCTION aws_lambda.invoke_many(
     OUT log_result text,
     OUT error_sqlstate text,
     OUT error_message text,
-    OUT error_detail text)
+    OUT error_detail text,
+    OUT durable_execution_arn text)
 RETURNS SETOF record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.ordinality, r.status_code, r.payload::json, r.executed_version, r.log_result,
-       r.error_sqlstate, r.error_message, r.error_detail
+       r.error_sqlstate, r.error_message, r.error_detail, r.durable_execution_arn
 FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
@@ -362,13 +370,14 @@ CREATE FUNCTION aws_lambda.invoke_many(
     OUT log_result text,
     OUT error_sqlstate text,
     OUT error_message text,
-    OUT error_detail text)
+    OUT error_detail text,
+    OUT durable_execution_arn text)
 RETURNS SETOF record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.ordinality, r.status_code, r.payload::jsonb, r.executed_version, r.log_result,
-       r.error_sqlstate, r.error_message, r.error_detail
+       r.error_sqlstate, r.error_message, r.error_detail, r.durable_execution_arn
 FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
@@ -407,6 +416,7 @@ CREATE TABLE aws_lambda.deliveries (
     context json,
     qualifier text,
     tenant_id text,  -- sent as X-Amz-Tenant-Id; NULL: none
+    durable_execution_name text,  -- sent as X-Amz-Durable-Execution-Name on every attempt
     ordering_key text,
     payload json NOT NULL,
     status text NOT NULL DEFAULT 'pending',  -- pending, succeeded, failed or dead
@@ -419,6 +429,7 @@ CREATE TABLE aws_lambda.deliveries (
     response json,
     executed_version text,
     log_result text,
+    durable_execution_arn text,  -- the durable execution it started (or found)
     last_error text,
     queued_by name NOT NULL,
     PRIMARY KEY (id, origin)
@@ -492,6 +503,7 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
     context text,
     qualifier text,
     tenant_id text,
+    durable_execution_name text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -501,7 +513,7 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
 CREATE FUNCTION aws_lambda_internal._check_queued(
     function_name text, region text, invocation_type text, log_type text, context text,
     qualifier text, composite_region text, from_composite boolean, payload_size int,
-    tenant_id text, tenant_setting text)
+    tenant_id text, tenant_setting text, durable_execution_name text)
 RETURNS aws_lambda_internal._queued_call
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -510,7 +522,8 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].check_queued(
     GD, function_name, region, invocation_type, log_type, context, qualifier,
-    composite_region, from_composite, payload_size, tenant_id, tenant_setting)
+    composite_region, from_composite, payload_size, tenant_id, tenant_setting,
+    durable_execution_name)
 $py$;
 
 -- invoke_on_commit: invoke's four overloads, queued in the caller's transaction;
@@ -527,7 +540,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN context json DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN ordering_key text DEFAULT NULL,
-    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN durable_execution_name text DEFAULT NULL)  -- sent on every attempt
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -544,7 +558,7 @@ BEGIN
         AND $5 IN ('None', 'Tail')
         AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
         AND coalesce($9, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
-        ) IS TRUE THEN
+        AND $10 IS NULL) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -559,13 +573,15 @@ BEGIN
         queued := aws_lambda_internal._check_queued(
             $1, $3, $4, $5, $6::text, $7,
             NULL, false, octet_length($2::text), $9,
-            pg_catalog.current_setting('aws_lambda.tenant_id', true));
+            pg_catalog.current_setting('aws_lambda.tenant_id', true), $10);
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, tenant_id, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, durable_execution_name, ordering_key,
+                                           payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, queued.tenant_id, $8, $2,
+                queued.context::json, queued.qualifier, queued.tenant_id,
+                queued.durable_execution_name, $8, $2,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -585,7 +601,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN context jsonb DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN ordering_key text DEFAULT NULL,
-    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN durable_execution_name text DEFAULT NULL)  -- sent on every attempt
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -602,7 +619,7 @@ BEGIN
         AND $5 IN ('None', 'Tail')
         AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
         AND coalesce($9, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
-        ) IS TRUE THEN
+        AND $10 IS NULL) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -617,13 +634,15 @@ BEGIN
         queued := aws_lambda_internal._check_queued(
             $1, $3, $4, $5, $6::text, $7,
             NULL, false, octet_length($2::text), $9,
-            pg_catalog.current_setting('aws_lambda.tenant_id', true));
+            pg_catalog.current_setting('aws_lambda.tenant_id', true), $10);
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, tenant_id, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, durable_execution_name, ordering_key,
+                                           payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, queued.tenant_id, $8, $2::json,
+                queued.context::json, queued.qualifier, queued.tenant_id,
+                queued.durable_execution_name, $8, $2::json,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -642,7 +661,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN context json DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN ordering_key text DEFAULT NULL,
-    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN durable_execution_name text DEFAULT NULL)  -- sent on every attempt
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -659,7 +679,7 @@ BEGIN
         AND $4 IN ('None', 'Tail')
         AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
         AND coalesce($8, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
-        ) IS TRUE THEN
+        AND $9 IS NULL) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -674,13 +694,15 @@ BEGIN
         queued := aws_lambda_internal._check_queued(
             ($1).function_name, NULL, $3, $4, $5::text, $6,
             ($1).region, true, octet_length($2::text), $8,
-            pg_catalog.current_setting('aws_lambda.tenant_id', true));
+            pg_catalog.current_setting('aws_lambda.tenant_id', true), $9);
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, tenant_id, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, durable_execution_name, ordering_key,
+                                           payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, queued.tenant_id, $7, $2,
+                queued.context::json, queued.qualifier, queued.tenant_id,
+                queued.durable_execution_name, $7, $2,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -699,7 +721,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN context jsonb DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN ordering_key text DEFAULT NULL,
-    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN durable_execution_name text DEFAULT NULL)  -- sent on every attempt
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -716,7 +739,7 @@ BEGIN
         AND $4 IN ('None', 'Tail')
         AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
         AND coalesce($8, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
-        ) IS TRUE THEN
+        AND $9 IS NULL) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -731,13 +754,15 @@ BEGIN
         queued := aws_lambda_internal._check_queued(
             ($1).function_name, NULL, $3, $4, $5::text, $6,
             ($1).region, true, octet_length($2::text), $8,
-            pg_catalog.current_setting('aws_lambda.tenant_id', true));
+            pg_catalog.current_setting('aws_lambda.tenant_id', true), $9);
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, tenant_id, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, durable_execution_name, ordering_key,
+                                           payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, queued.tenant_id, $7, $2::json,
+                queued.context::json, queued.qualifier, queued.tenant_id,
+                queued.durable_execution_name, $7, $2::json,
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -749,8 +774,11 @@ END
 $$;
 
 -- A row trigger: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW
--- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, 'ordered']]).
--- Queues Supabase's database-webhook payload; 'ordered' keys it by table and primary key.
+-- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, option [, option]]]).
+-- Queues Supabase's database-webhook payload, with the session's tenant. Options: 'ordered'
+-- keys it by table and primary key; 'durable' names each delivery's durable execution
+-- pg-<origin>-<database oid>-<id>: the same on every attempt, and no two deliveries of any
+-- database of any server share it.
 CREATE FUNCTION aws_lambda.invoke_on_commit_trigger()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -758,27 +786,38 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key text;
+    options text[] := TG_ARGV[2:];
+    queued_id bigint;
 BEGIN
     IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger';
     END IF;
-    IF TG_NARGS > 3 OR (TG_NARGS = 3 AND TG_ARGV[2] IS DISTINCT FROM 'ordered') THEN
+    IF TG_NARGS > 4 OR NOT options <@ ARRAY['ordered', 'durable']
+       OR cardinality(options) > cardinality(ARRAY(SELECT DISTINCT unnest(options))) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'invalid arguments for aws_lambda.invoke_on_commit_trigger()',
-            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'']].';
+            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'' and/or ''durable'']].';
     END IF;
-    IF TG_NARGS = 3 THEN
+    IF 'ordered' = ANY (options) THEN
         key := aws_lambda_internal._row_key(TG_RELID,
                                    CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.to_jsonb(OLD)
                                         ELSE pg_catalog.to_jsonb(NEW) END);
     END IF;
-    PERFORM aws_lambda.invoke_on_commit(
+    queued_id := aws_lambda.invoke_on_commit(
         TG_ARGV[0],
         pg_catalog.json_build_object(
             'type', TG_OP, 'table', TG_TABLE_NAME, 'schema', TG_TABLE_SCHEMA,
             'record', pg_catalog.row_to_json(NEW), 'old_record', pg_catalog.row_to_json(OLD)),
         NULL, coalesce(TG_ARGV[1], 'Event'), 'None', NULL, NULL, key);
+    IF 'durable' = ANY (options) THEN
+        UPDATE aws_lambda.deliveries AS d
+        SET durable_execution_name = pg_catalog.format(
+            'pg-%s-%s-%s', d.origin,
+            (SELECT b.oid FROM pg_catalog.pg_database AS b WHERE b.datname = pg_catalog.current_database()),
+            d.id)
+        WHERE d.id = queued_id AND NOT d.replicated;
+    END IF;
     RETURN NULL;
 END
 $$;

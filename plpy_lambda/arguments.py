@@ -23,16 +23,21 @@ CONTEXT_LIMIT = 3583
 # Invoke's TenantId (botocore's model): 1 to 256 of these characters; sent as X-Amz-Tenant-Id.
 TENANT_ID_SETTING = "aws_lambda.tenant_id"
 _TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
+# Invoke's DurableExecutionName: 1 to 64 of these; sent as X-Amz-Durable-Execution-Name.
+DURABLE_NAME_SETTING = "aws_lambda.durable_execution_name"
+_DURABLE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 class Invocation:
     """One call, validated: everything needed to build the request."""
 
     __slots__ = ("function", "region", "payload", "invocation_type", "log_type",
-                 "client_context", "qualifier", "function_name", "context", "tenant_id")
+                 "client_context", "qualifier", "function_name", "context", "tenant_id",
+                 "durable_execution_name")
 
     def __init__(self, function, region, payload, invocation_type, log_type, client_context,
-                 qualifier, function_name="", context=None, tenant_id=None):
+                 qualifier, function_name="", context=None, tenant_id=None,
+                 durable_execution_name=None):
         self.function = function  # names.FunctionRef
         self.region = region  # None: the server's region, resolved later
         self.payload = payload  # bytes, as sent
@@ -43,20 +48,24 @@ class Invocation:
         self.function_name = function_name  # as given, after the psql-variable rule
         self.context = context  # the client context's JSON text, or None
         self.tenant_id = tenant_id  # checked (tenant_id()), or None: no X-Amz-Tenant-Id
+        # checked (durable_execution_name()), or None: no X-Amz-Durable-Execution-Name
+        self.durable_execution_name = durable_execution_name
 
     def with_payload(self, payload):
         """The same call with another payload (bytes, checked): one of a batch's rows."""
         return Invocation(self.function, self.region, payload, self.invocation_type,
                           self.log_type, self.client_context, self.qualifier,
-                          self.function_name, self.context, self.tenant_id)
+                          self.function_name, self.context, self.tenant_id,
+                          self.durable_execution_name)
 
-    def for_tenant(self, tenant_id):
-        """The same call for a tenant (checked with tenant_id()), or for none."""
-        if tenant_id == self.tenant_id:
+    def for_tenant(self, tenant_id, durable_execution_name=None):
+        """The same call for a tenant (checked with tenant_id()), or for none, and with a
+        durable execution name (checked with durable_execution_name()), or none."""
+        if (tenant_id, durable_execution_name) == (self.tenant_id, self.durable_execution_name):
             return self
         return Invocation(self.function, self.region, self.payload, self.invocation_type,
                           self.log_type, self.client_context, self.qualifier,
-                          self.function_name, self.context, tenant_id)
+                          self.function_name, self.context, tenant_id, durable_execution_name)
 
     def queued(self):
         """The arguments a queued delivery stores: checked, and read the same way again."""
@@ -68,6 +77,7 @@ class Invocation:
             "context": self.context,
             "qualifier": self.qualifier,
             "tenant_id": self.tenant_id,
+            "durable_execution_name": self.durable_execution_name,
         }
 
     def display_arn(self, region):
@@ -118,22 +128,35 @@ def from_sql(
 
 def tenant_id(argument, setting_text=None):
     """The tenant a call is for: the tenant_id argument when given, else the session's
-    aws_lambda.tenant_id; None (no header) when that is unset or empty. Checked against
-    Invoke's TenantId: a bad argument is that argument's error, a bad setting the setting's."""
+    aws_lambda.tenant_id; None (no header) when that is unset or empty."""
+    return _header_value(argument, setting_text, _TENANT_ID, 256, "tenant_id", TENANT_ID_SETTING,
+                         "a tenant id", "letters, digits, spaces and . _ : / = + - @")
+
+
+def durable_execution_name(argument, setting_text=None):
+    """The durable execution name of a call: the argument when given, else the session's
+    aws_lambda.durable_execution_name (invoke's only); None when unset or empty."""
+    return _header_value(argument, setting_text, _DURABLE_NAME, 64, "durable_execution_name",
+                         DURABLE_NAME_SETTING, "a durable execution name", "letters, digits, - and _")
+
+
+def _header_value(argument, setting_text, pattern, longest, argument_name, setting, what, takes):
+    """The argument when given, else the setting's text; None when empty. Checked against
+    Invoke's member (pattern, 1 to `longest` characters): a bad argument is that argument's
+    error, a bad setting the setting's."""
     value = argument if argument is not None else setting_text
     if not value:
         return None
-    if _TENANT_ID.fullmatch(value):
+    if pattern.fullmatch(value):
         return value
-    if len(value) > 256:
-        problem = f"is {len(value):,} characters long; a tenant id has 1 to 256"
+    if len(value) > longest:
+        problem = f"is {len(value):,} characters long; {what} has 1 to {longest}"
     else:
-        bad = next(character for character in value if not _TENANT_ID.fullmatch(character))
-        problem = (f"{json.dumps(bad)} is not allowed; a tenant id takes letters, digits, "
-                   "spaces and . _ : / = + - @")
+        bad = next(character for character in value if not pattern.fullmatch(character))
+        problem = f"{json.dumps(bad)} is not allowed; {what} takes {takes}"
     if argument is not None:
-        raise BadArgument("tenant_id", problem)
-    raise BadSetting(TENANT_ID_SETTING, problem)
+        raise BadArgument(argument_name, problem)
+    raise BadSetting(setting, problem)
 
 
 def _unshift(invocation_type, log_type, context, qualifier_json, qualifier):

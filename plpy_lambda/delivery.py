@@ -37,18 +37,20 @@ _LARGEST_DELIVERY_ID = 2**63 - 1  # aws_lambda.deliveries.id is a bigint
 
 
 def check(state, function_name, region, invocation_type, log_type, context, qualifier,
-          composite_region, from_composite, payload_size, tenant_id=None, tenant_setting=None):
+          composite_region, from_composite, payload_size, tenant_id=None, tenant_setting=None,
+          durable_execution_name=None):
     """The arguments of one invoke_on_commit, checked as invoke checks them, as stored; the
     tenant is the tenant_id argument, or else the session's aws_lambda.tenant_id."""
     cache = state.checked_for_queue
     key = (function_name, region, invocation_type, log_type, context, qualifier,
-           composite_region, from_composite, tenant_id, tenant_setting)
+           composite_region, from_composite, tenant_id, tenant_setting, durable_execution_name)
     queued = cache.get(key)
     if queued is None:
         call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
                                   context, qualifier, composite_region=composite_region,
                                   from_composite=from_composite)
-        call = call.for_tenant(arguments.tenant_id(tenant_id, tenant_setting))
+        call = call.for_tenant(arguments.tenant_id(tenant_id, tenant_setting),
+                               arguments.durable_execution_name(durable_execution_name))
         if call.invocation_type == "RequestResponse":
             # the id must still fit Lambda's client-context limit
             arguments.client_context(
@@ -63,7 +65,7 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
 
 CLAIM = """
 SELECT d.id, d.function_name, d.region, d.invocation_type, d.log_type, d.context::text AS context,
-       d.qualifier, d.tenant_id, d.payload::text AS payload, d.attempts,
+       d.qualifier, d.tenant_id, d.durable_execution_name, d.payload::text AS payload, d.attempts,
        extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age
 FROM aws_lambda.deliveries AS d
 WHERE d.status = 'pending' AND NOT d.replicated
@@ -88,13 +90,15 @@ SET status = u.status,
     response = u.response::json,
     executed_version = u.executed_version,
     log_result = u.log_result,
-    last_error = coalesce(u.last_error, d.last_error)
+    last_error = coalesce(u.last_error, d.last_error),
+    durable_execution_arn = coalesce(u.durable_execution_arn, d.durable_execution_arn)
 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::text[], $7::text[],
-            $8::text[]) AS u(id, status, delay, status_code, response, executed_version, log_result,
-                             last_error)
+            $8::text[], $9::text[]) AS u(id, status, delay, status_code, response, executed_version,
+                                         log_result, last_error, durable_execution_arn)
 WHERE d.id = u.id AND NOT d.replicated
 """
-RECORD_TYPES = ["bigint[]", "text[]", "float8[]", "int[]", "text[]", "text[]", "text[]", "text[]"]
+RECORD_TYPES = ["bigint[]", "text[]", "float8[]", "int[]", "text[]", "text[]", "text[]", "text[]",
+                "text[]"]
 
 PRUNE = """
 DELETE FROM aws_lambda.deliveries
@@ -152,7 +156,8 @@ def _calls(rows):
     for row in rows:
         context = row["context"]
         row_arguments = (row["function_name"], row["region"], row["invocation_type"],
-                         row["log_type"], context, row["qualifier"], row["tenant_id"])
+                         row["log_type"], context, row["qualifier"], row["tenant_id"],
+                         row["durable_execution_name"])
         try:
             if row["invocation_type"] == "RequestResponse":
                 context = arguments.with_delivery_id(context, row["id"])
@@ -174,15 +179,18 @@ def _invocation(row, context):
     tenant it was queued for (whatever the deliverer's session says)."""
     return arguments.from_sql(row["function_name"], row["payload"], row["region"],
                               row["invocation_type"], row["log_type"], context, row["qualifier"]
-                              ).for_tenant(arguments.tenant_id(row["tenant_id"]))
+                              ).for_tenant(arguments.tenant_id(row["tenant_id"]),
+                                           arguments.durable_execution_name(
+                                               row["durable_execution_name"]))
 
 
 def _recorded(row, outcome, operator_settings):
     """The values RECORD writes for one delivery: id, status, delay, status_code,
-    response, executed_version, log_result, last_error."""
+    response, executed_version, log_result, last_error, durable_execution_arn."""
     if not isinstance(outcome, errors.LambdaError):
         return (row["id"], SUCCEEDED, None, outcome["status_code"], outcome["payload"],
-                outcome["executed_version"], outcome["log_result"], None)
+                outcome["executed_version"], outcome["log_result"], None,
+                outcome["durable_execution_arn"])
     attempt = row["attempts"] + 1
     verdict = errors.delivery_verdict(outcome)
     delay = None
@@ -210,7 +218,7 @@ def _recorded(row, outcome, operator_settings):
     # A function error's payload, whole (last_error has it cut), when it is JSON.
     response = invoke.error_payload(outcome, "json")
     return (row["id"], verdict, delay, outcome.status_code, response, None, outcome.log_result,
-            errors.delivery_error_text(outcome, next_step))
+            errors.delivery_error_text(outcome, next_step), None)
 
 
 def backoff(attempt):

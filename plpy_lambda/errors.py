@@ -43,6 +43,7 @@ class LambdaError(Exception):
     retryable = False
     may_have_run = False
     status_code = None  # the HTTP status of the answer, when there was one
+    error_type = None  # the service's error type (x-amzn-ErrorType), when it answered one
     log_result = None  # X-Amz-Log-Result of the answer (base64), when the function ran
     log_tail = None  # its last lines, decoded: shown after the HINT
     answer = None  # the function's answer (answers.Answer), when it is part of the error
@@ -165,14 +166,15 @@ def connection_lost(endpoint, cause):
     )
 
 
-def service_error(status, error_type, message):
+def service_error(status, error_type, message, durable_execution_name=None):
     """An HTTP error answer from the service, classed by its status."""
-    error = _service_error(status, error_type, message)
+    error = _service_error(status, error_type, message, durable_execution_name)
     error.status_code = status
+    error.error_type = error_type
     return error
 
 
-def _service_error(status, error_type, message):
+def _service_error(status, error_type, message, durable_execution_name):
     reason = f"{error_type}: {message}" if message else error_type
     if status == 429:
         return ApiFailed(
@@ -194,10 +196,18 @@ def _service_error(status, error_type, message):
         )
     elif status == 404:
         hint += " Check the function name, region, qualifier and aws_lambda.endpoint_override."
+    elif error_type == DURABLE_NAME_TAKEN:
+        hint += (f' The durable execution "{durable_execution_name}" was started before with '
+                 "another payload or version, and a name starts one execution only: the function "
+                 "did not run again. Use another durable_execution_name for another execution.")
     elif error_type in _REFUSALS:
         hint += " " + _REFUSALS[error_type]
     return ApiFailed(REJECTED_BY_SERVICE, reason, hint=hint)
 
+
+# 409: a durable execution of that name exists, for another payload (commit-time delivery:
+# `failed`, never retried; see delivery_verdict).
+DURABLE_NAME_TAKEN = "DurableExecutionAlreadyStartedException"
 
 # What to do about the refusals of today's Invoke (botocore's model) that say more than
 # their status; DETAIL has the service's own message.
@@ -280,7 +290,8 @@ class Canceled(LambdaError):
 
 
 # The result columns of a call that failed, and the error columns of one that did not.
-NO_RESULT = {"status_code": None, "payload": None, "executed_version": None, "log_result": None}
+NO_RESULT = {"status_code": None, "payload": None, "executed_version": None, "log_result": None,
+             "durable_execution_arn": None}
 NO_ERROR = {"error_sqlstate": None, "error_message": None, "error_detail": None, "error_hint": None}
 
 
@@ -320,9 +331,10 @@ RETRY, DEAD, FAILED = "pending", "dead", "failed"
 
 
 def delivery_verdict(error):
-    """FAILED: the function ran and raised (never retried); RETRY: a later attempt may
-    succeed; DEAD: it cannot (a bad request, not found, access denied, too large)."""
-    if isinstance(error, FunctionFailed):
+    """FAILED: the function ran and raised, or its durable execution name was taken by
+    another payload (never retried); RETRY: a later attempt may succeed; DEAD: it cannot
+    (a bad request, not found, access denied, too large)."""
+    if isinstance(error, FunctionFailed) or error.error_type == DURABLE_NAME_TAKEN:
         return FAILED
     return RETRY if error.retryable else DEAD
 

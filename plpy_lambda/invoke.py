@@ -14,7 +14,8 @@ def prepare(backend, call, operator_settings, body=None):
     and the region it goes to. What a call's arguments decide (the region, the endpoint,
     the headers) is worked out once per backend and endpoint override."""
     key = (call.function_name, call.region, call.qualifier, call.invocation_type, call.log_type,
-           call.client_context, call.tenant_id, operator_settings.endpoint_override)
+           call.client_context, call.tenant_id, call.durable_execution_name,
+           operator_settings.endpoint_override)
     found = backend.requests.get(key)
     if found is None:
         region = call.region or _server_region(backend)
@@ -47,6 +48,8 @@ def request_headers(call):
         headers["X-Amz-Client-Context"] = call.client_context
     if call.tenant_id is not None:
         headers["X-Amz-Tenant-Id"] = call.tenant_id
+    if call.durable_execution_name is not None:
+        headers["X-Amz-Durable-Execution-Name"] = call.durable_execution_name
     return headers
 
 
@@ -77,7 +80,8 @@ def result_of(call, region, response):
     headers = response.headers
     if response.status >= 300:
         error_type = headers.get("x-amzn-errortype", "").split(":")[0] or f"HTTP {response.status}"
-        raise errors.service_error(response.status, error_type, _service_message(response.body))
+        raise errors.service_error(response.status, error_type, _service_message(response.body),
+                                   call.durable_execution_name)
     log_result = _header_text(headers.get("x-amz-log-result")) if call.log_type == "Tail" else None
     function_error = headers.get("x-amz-function-error")
     if function_error:
@@ -98,6 +102,7 @@ def result_of(call, region, response):
         "payload": payload,
         "executed_version": _header_text(headers.get("x-amz-executed-version")),
         "log_result": log_result,
+        "durable_execution_arn": _header_text(headers.get("x-amz-durable-execution-arn")),
         "answer": answer,
     }
 

@@ -9,23 +9,24 @@ leaving PL/Python is always printed as "Type: message", with a traceback).
 from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
 
 _ENQUEUE = ("SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7, "
-            "tenant_id => coalesce($8, '')) AS id")
+            "tenant_id => coalesce($8, ''), durable_execution_name => $9) AS id")
 # An Event queued by aws_lambda.events_after_commit: RDS's 202, the other columns NULL.
 _QUEUED_EVENT = (202, None, None, None)
 
 
 def invoke_one(plpy, GD, result_type, function_name, payload, region, invocation_type, log_type,
                context, qualifier, composite_region, from_composite, connect_timeout,
-               request_timeout, conf_load_time, events_after_commit=None, tenant_setting=None):
+               request_timeout, conf_load_time, events_after_commit=None, tenant_setting=None,
+               durable_setting=None):
     """One invocation: the row of aws_lambda_internal._invoke_json or _invoke_jsonb
     (status_code, payload, executed_version, log_result), or None when it failed, with
     the failure kept for failure(). result_type ('json' or 'jsonb') is the payload
-    column's type: a payload it cannot hold is an error of ours (LM005). tenant_setting is
-    the session's aws_lambda.tenant_id."""
+    column's type: a payload it cannot hold is an error of ours (LM005). tenant_setting and
+    durable_setting are the session's aws_lambda.tenant_id and durable_execution_name."""
     state = backend.state(GD)
     try:
         key = (function_name, region, invocation_type, log_type, context, qualifier,
-               composite_region, from_composite, tenant_setting)
+               composite_region, from_composite, tenant_setting, durable_setting)
         call = state.checked_calls.get(key)
         if call is None:
             call = _checked(state, key, payload)
@@ -67,7 +68,7 @@ def _checked(state, key, payload):
     """The Invocation for invoke's arguments but the payload (kept per backend), or the
     first error the arguments give, checked in order with the payload."""
     (function_name, region, invocation_type, log_type, context, qualifier, composite_region,
-     from_composite, tenant_setting) = key
+     from_composite, tenant_setting, durable_setting) = key
     try:
         call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
                                   context, qualifier, composite_region=composite_region,
@@ -77,7 +78,8 @@ def _checked(state, key, payload):
                            qualifier, composite_region=composite_region,
                            from_composite=from_composite)
         raise
-    call = call.for_tenant(arguments.tenant_id(None, tenant_setting))
+    call = call.for_tenant(arguments.tenant_id(None, tenant_setting),
+                           arguments.durable_execution_name(None, durable_setting))
     return state.remember(state.checked_calls, key, call)
 
 
@@ -86,12 +88,13 @@ def _enqueue(plpy, state, call, payload):
     plan = state.enqueue_plan
     if plan is None:
         plan = state.enqueue_plan = plpy.prepare(
-            _ENQUEUE, ["text", "text", "text", "text", "text", "text", "text", "text"])
+            _ENQUEUE, ["text", "text", "text", "text", "text", "text", "text", "text", "text"])
     queued = call.queued()
     try:
         plpy.execute(plan, [queued["function_name"], payload, queued["region"],
                             queued["invocation_type"], queued["log_type"], queued["context"],
-                            queued["qualifier"], queued["tenant_id"]])
+                            queued["qualifier"], queued["tenant_id"],
+                            queued["durable_execution_name"]])
     except plpy.SPIError as error:  # on a hot standby: invoke_on_commit's 25006
         on_standby = getattr(error, "sqlstate", None) == "25006"
         raise errors.Refused(error, errors.EVENTS_ON_STANDBY if on_standby else None) from None
@@ -145,18 +148,19 @@ def _calls_of(shared, payloads):
 
 
 NOT_QUEUED = dict.fromkeys(
-    ("function_name", "region", "invocation_type", "log_type", "context", "qualifier", "tenant_id")
+    ("function_name", "region", "invocation_type", "log_type", "context", "qualifier", "tenant_id",
+     "durable_execution_name")
 )
 
 
 def check_queued(GD, function_name, region, invocation_type, log_type, context, qualifier,
                  composite_region, from_composite, payload_size, tenant_id=None,
-                 tenant_setting=None):
+                 tenant_setting=None, durable_execution_name=None):
     """aws_lambda_internal._check_queued: invoke_on_commit's arguments as stored, or the error."""
     try:
         queued = delivery.check(backend.state(GD), function_name, region, invocation_type,
                                 log_type, context, qualifier, composite_region, from_composite,
-                                payload_size, tenant_id, tenant_setting)
+                                payload_size, tenant_id, tenant_setting, durable_execution_name)
         return {**queued, **errors.NO_ERROR}
     except errors.LambdaError as error:
         return {**NOT_QUEUED, **errors.as_row(error)}

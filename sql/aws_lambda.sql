@@ -17,6 +17,7 @@ CREATE TYPE aws_lambda_internal._invoke_result AS (
     payload text,
     executed_version text,
     log_result text,
+    durable_execution_arn text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -162,7 +163,8 @@ CREATE FUNCTION aws_lambda_internal._invoke_{{payload_type}}(
     text,               -- request_timeout
     timestamptz,        -- conf_load_time
     text,               -- events_after_commit
-    text)               -- tenant_setting (the session's aws_lambda.tenant_id)
+    text,               -- tenant_setting (the session's aws_lambda.tenant_id)
+    text)               -- durable_setting (the session's aws_lambda.durable_execution_name)
 RETURNS aws_lambda_internal._{{payload_type}}_answer
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 AS $py$
@@ -197,7 +199,8 @@ SELECT aws_lambda_internal._invoke_{{payload_type}}(
     pg_catalog.current_setting('aws_lambda.request_timeout_ms', true),
     pg_catalog.pg_conf_load_time(),
     pg_catalog.current_setting('aws_lambda.events_after_commit', true),
-    pg_catalog.current_setting('aws_lambda.tenant_id', true))
+    pg_catalog.current_setting('aws_lambda.tenant_id', true),
+    pg_catalog.current_setting('aws_lambda.durable_execution_name', true))
 $$;
 -- @end
 
@@ -220,13 +223,14 @@ CREATE FUNCTION aws_lambda.invoke_many(
     OUT log_result text,
     OUT error_sqlstate text,
     OUT error_message text,
-    OUT error_detail text)
+    OUT error_detail text,
+    OUT durable_execution_arn text)
 RETURNS SETOF record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.ordinality, r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result,
-       r.error_sqlstate, r.error_message, r.error_detail
+       r.error_sqlstate, r.error_message, r.error_detail, r.durable_execution_arn
 FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
@@ -266,6 +270,7 @@ CREATE TABLE aws_lambda.deliveries (
     context json,
     qualifier text,
     tenant_id text,  -- sent as X-Amz-Tenant-Id; NULL: none
+    durable_execution_name text,  -- sent as X-Amz-Durable-Execution-Name on every attempt
     ordering_key text,
     payload json NOT NULL,
     status text NOT NULL DEFAULT 'pending',  -- pending, succeeded, failed or dead
@@ -278,6 +283,7 @@ CREATE TABLE aws_lambda.deliveries (
     response json,
     executed_version text,
     log_result text,
+    durable_execution_arn text,  -- the durable execution it started (or found)
     last_error text,
     queued_by name NOT NULL,
     PRIMARY KEY (id, origin)
@@ -351,6 +357,7 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
     context text,
     qualifier text,
     tenant_id text,
+    durable_execution_name text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -360,7 +367,7 @@ CREATE TYPE aws_lambda_internal._queued_call AS (
 CREATE FUNCTION aws_lambda_internal._check_queued(
     function_name text, region text, invocation_type text, log_type text, context text,
     qualifier text, composite_region text, from_composite boolean, payload_size int,
-    tenant_id text, tenant_setting text)
+    tenant_id text, tenant_setting text, durable_execution_name text)
 RETURNS aws_lambda_internal._queued_call
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -369,7 +376,8 @@ if "plpy_lambda.sql" not in GD:
     plpy.execute("SELECT aws_lambda_internal._load()")
 return GD["plpy_lambda.sql"].check_queued(
     GD, function_name, region, invocation_type, log_type, context, qualifier,
-    composite_region, from_composite, payload_size, tenant_id, tenant_setting)
+    composite_region, from_composite, payload_size, tenant_id, tenant_setting,
+    durable_execution_name)
 $py$;
 
 -- invoke_on_commit: invoke's four overloads, queued in the caller's transaction;
@@ -387,7 +395,8 @@ CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN context {{payload_type}} DEFAULT NULL,
     IN qualifier varchar(128) DEFAULT NULL,
     IN ordering_key text DEFAULT NULL,
-    IN tenant_id text DEFAULT NULL)  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN tenant_id text DEFAULT NULL,  -- NULL: the session's aws_lambda.tenant_id; '': none
+    IN durable_execution_name text DEFAULT NULL)  -- sent on every attempt
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -404,7 +413,7 @@ BEGIN
         AND {{log_type}} IN ('None', 'Tail')
         AND octet_length($2::text) <= 1048576 AND NOT pg_catalog.pg_is_in_recovery()
         AND coalesce({{tenant}}, pg_catalog.current_setting('aws_lambda.tenant_id', true), '') = ''
-        ) IS TRUE THEN
+        AND {{durable}} IS NULL) IS TRUE THEN
         INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, ordering_key,
                                            payload, queued_by)
         -- The role the session acts as (SET ROLE, else the login role): what current_user is
@@ -419,13 +428,15 @@ BEGIN
         queued := aws_lambda_internal._check_queued(
             {{name}}, {{region}}, {{invocation_type}}, {{log_type}}, {{context}}::text, {{qualifier}},
             {{composite_region}}, {{from_composite}}, octet_length($2::text), {{tenant}},
-            pg_catalog.current_setting('aws_lambda.tenant_id', true));
+            pg_catalog.current_setting('aws_lambda.tenant_id', true), {{durable}});
         PERFORM aws_lambda_internal._no_error(queued.error_sqlstate, queued.error_message,
                                               queued.error_detail, queued.error_hint);
         INSERT INTO aws_lambda.deliveries (function_name, region, invocation_type, log_type, context,
-                                           qualifier, tenant_id, ordering_key, payload, queued_by)
+                                           qualifier, tenant_id, durable_execution_name, ordering_key,
+                                           payload, queued_by)
         VALUES (queued.function_name, queued.region, queued.invocation_type, queued.log_type,
-                queued.context::json, queued.qualifier, queued.tenant_id, {{last}}, $2{{as_json}},
+                queued.context::json, queued.qualifier, queued.tenant_id,
+                queued.durable_execution_name, {{last}}, $2{{as_json}},
                 coalesce(nullif(current_setting('role'), 'none'), session_user))
         RETURNING id INTO queued_id;
     END IF;
@@ -438,8 +449,11 @@ $$;
 -- @end
 
 -- A row trigger: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW
--- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, 'ordered']]).
--- Queues Supabase's database-webhook payload; 'ordered' keys it by table and primary key.
+-- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, option [, option]]]).
+-- Queues Supabase's database-webhook payload, with the session's tenant. Options: 'ordered'
+-- keys it by table and primary key; 'durable' names each delivery's durable execution
+-- pg-<origin>-<database oid>-<id>: the same on every attempt, and no two deliveries of any
+-- database of any server share it.
 CREATE FUNCTION aws_lambda.invoke_on_commit_trigger()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -447,27 +461,38 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key text;
+    options text[] := TG_ARGV[2:];
+    queued_id bigint;
 BEGIN
     IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger';
     END IF;
-    IF TG_NARGS > 3 OR (TG_NARGS = 3 AND TG_ARGV[2] IS DISTINCT FROM 'ordered') THEN
+    IF TG_NARGS > 4 OR NOT options <@ ARRAY['ordered', 'durable']
+       OR cardinality(options) > cardinality(ARRAY(SELECT DISTINCT unnest(options))) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'invalid arguments for aws_lambda.invoke_on_commit_trigger()',
-            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'']].';
+            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'' and/or ''durable'']].';
     END IF;
-    IF TG_NARGS = 3 THEN
+    IF 'ordered' = ANY (options) THEN
         key := aws_lambda_internal._row_key(TG_RELID,
                                    CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.to_jsonb(OLD)
                                         ELSE pg_catalog.to_jsonb(NEW) END);
     END IF;
-    PERFORM aws_lambda.invoke_on_commit(
+    queued_id := aws_lambda.invoke_on_commit(
         TG_ARGV[0],
         pg_catalog.json_build_object(
             'type', TG_OP, 'table', TG_TABLE_NAME, 'schema', TG_TABLE_SCHEMA,
             'record', pg_catalog.row_to_json(NEW), 'old_record', pg_catalog.row_to_json(OLD)),
         NULL, coalesce(TG_ARGV[1], 'Event'), 'None', NULL, NULL, key);
+    IF 'durable' = ANY (options) THEN
+        UPDATE aws_lambda.deliveries AS d
+        SET durable_execution_name = pg_catalog.format(
+            'pg-%s-%s-%s', d.origin,
+            (SELECT b.oid FROM pg_catalog.pg_database AS b WHERE b.datname = pg_catalog.current_database()),
+            d.id)
+        WHERE d.id = queued_id AND NOT d.replicated;
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -44,6 +44,14 @@ def psql(cluster, emulator):
 
 
 @pytest.fixture
+def queue(db):
+    """db, with aws_lambda.deliveries emptied before and after."""
+    db.execute("DELETE FROM aws_lambda.deliveries")
+    yield db
+    db.execute("DELETE FROM aws_lambda.deliveries")
+
+
+@pytest.fixture
 def warm(db):
     """db after one successful call: the connection to the endpoint is open and reused."""
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)

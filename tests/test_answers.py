@@ -291,13 +291,6 @@ def test_a_bad_answer_also_shows_the_log(db, emulator):
 
 # -- commit-time delivery ---------------------------------------------------------------
 
-@pytest.fixture
-def queue(db):
-    db.execute("DELETE FROM aws_lambda.deliveries")
-    yield db
-    db.execute("DELETE FROM aws_lambda.deliveries")
-
-
 def queued(conn, function="simple", payload="{}", log_type="None"):
     (delivery_id,) = conn.execute(
         "SELECT aws_lambda.invoke_on_commit(%s, %s::json, invocation_type => 'RequestResponse', "

@@ -125,7 +125,7 @@ def test_the_quick_check_accepts_only_names_the_full_check_accepts(queue):
     """invoke_on_commit skips the Python check for names its SQL test passes; every such
     name is valid (the test is read from the installed function, run on the server)."""
     body = queue.execute("""SELECT prosrc FROM pg_proc WHERE oid = 'aws_lambda.invoke_on_commit(
-        text, json, text, text, text, json, varchar, text, text)'::regprocedure""").fetchone()[0]
+        text, json, text, text, text, json, varchar, text, text, text)'::regprocedure""").fetchone()[0]
     quick = re.search(r"IF \((\$1 .*?) AND \$3 IS NULL", body, re.S).group(1).replace("$1", "%(name)s::text")
     samples = ["a", "A-b_9", "x" * 64, "x" * 65, "ä", "a.b", "a b", "-", "_", "1" * 12, "a:1",
                "٣", "ａ", "a\n", "", "é" * 32] + [chr(c) for c in range(1, 0x3000, 7)]

@@ -80,7 +80,7 @@ def test_one_grant_on_one_overload_is_enough_to_call_it(db, app_role):
     assert sqlstate_and_message(app, "SELECT * FROM aws_lambda.invoke('simple', '{}'::jsonb)") == (
         "42501", "permission denied for function invoke")
     db.execute("""GRANT EXECUTE ON FUNCTION aws_lambda.invoke_on_commit(
-        text, jsonb, text, text, text, jsonb, varchar, text, text) TO app_user""")
+        text, jsonb, text, text, text, jsonb, varchar, text, text, text) TO app_user""")
     assert app.execute("SELECT aws_lambda.invoke_on_commit('simple', '{}'::jsonb)").fetchone()[0] > 0
     db.execute("DELETE FROM aws_lambda.deliveries")
 
@@ -88,9 +88,9 @@ def test_one_grant_on_one_overload_is_enough_to_call_it(db, app_role):
 @pytest.mark.parametrize("sql", [
     "SELECT * FROM aws_lambda_internal._operator_settings()",
     "SELECT * FROM aws_lambda_internal._invoke_json('simple', '{}', NULL, 'RequestResponse', 'None', "
-    "NULL, NULL, NULL, false, NULL, NULL, now(), NULL, NULL)",
+    "NULL, NULL, NULL, false, NULL, NULL, now(), NULL, NULL, NULL)",
     "SELECT * FROM aws_lambda_internal._failure()",
-    "SELECT aws_lambda_internal._check_queued('simple', NULL, 'Event', 'None', NULL, NULL, NULL, false, 2, NULL, NULL)",
+    "SELECT aws_lambda_internal._check_queued('simple', NULL, 'Event', 'None', NULL, NULL, NULL, false, 2, NULL, NULL, NULL)",
     "SELECT aws_lambda_internal._load()",
     "SELECT aws_lambda_internal._redeliver(1)",
 ])

@@ -81,14 +81,6 @@ def relays(tmp_path):
             relay.process.wait(10)
 
 
-@pytest.fixture
-def queue(db):
-    """The superuser connection, with aws_lambda.deliveries emptied (before and after)."""
-    db.execute("DELETE FROM aws_lambda.deliveries")
-    yield db
-    db.execute("DELETE FROM aws_lambda.deliveries")
-
-
 @pytest.fixture(scope="module")
 def own_server():
     """A cluster and an endpoint of this module's own, to crash and to stop.

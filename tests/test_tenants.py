@@ -18,13 +18,6 @@ def tenants_sent(emulator):
     return [r.headers.get("X-Amz-Tenant-Id") for r in emulator.requests]
 
 
-@pytest.fixture
-def queue(db):
-    db.execute("DELETE FROM aws_lambda.deliveries")
-    yield db
-    db.execute("DELETE FROM aws_lambda.deliveries")
-
-
 def test_invoke_sends_the_sessions_tenant(db, emulator):
     count = "SELECT payload->>'tenant', payload->>'calls' FROM aws_lambda.invoke('tenant_counter', '{}'::json)"
     db.execute("SET aws_lambda.tenant_id = 'acme corp:eu/1'")

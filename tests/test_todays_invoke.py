@@ -19,16 +19,15 @@ def test_latest_published_runs_the_newest_published_version(db, emulator):
     assert [r.qualifier for r in emulator.requests] == ["$LATEST.PUBLISHED"] * 3
 
 
-def test_latest_published_works_for_invoke_many_and_deliveries(db, emulator):
+def test_latest_published_works_for_invoke_many_and_deliveries(queue, emulator):
+    db = queue
     assert db.execute("SELECT executed_version FROM aws_lambda.invoke_many('echo', "
                       "ARRAY['{}']::json[], qualifier => '$LATEST.PUBLISHED')").fetchall() == [("1",)]
-    db.execute("DELETE FROM aws_lambda.deliveries")
     db.execute("SELECT aws_lambda.invoke_on_commit('echo:$LATEST.PUBLISHED', '{}'::json, "
                "invocation_type => 'RequestResponse')")
     db.execute("CALL aws_lambda.deliver()")
     assert db.execute("SELECT status, qualifier, executed_version FROM aws_lambda.deliveries"
                       ).fetchall() == [("succeeded", "$LATEST.PUBLISHED", "1")]
-    db.execute("DELETE FROM aws_lambda.deliveries")
 
 
 REFUSALS = {
@@ -68,14 +67,12 @@ def test_the_mode_a_function_supports_is_the_one_that_works(db, emulator):
                       "invocation_type => 'Event')").fetchone() == (202,)
 
 
-def test_a_refused_delivery_is_dead_at_once(db, emulator):
-    db.execute("DELETE FROM aws_lambda.deliveries")
-    db.execute("SELECT aws_lambda.invoke_on_commit('async_only', '{}'::json, "
-               "invocation_type => 'RequestResponse')")
-    db.execute("CALL aws_lambda.deliver()")
-    status, attempts, last_error = db.execute(
+def test_a_refused_delivery_is_dead_at_once(queue, emulator):
+    queue.execute("SELECT aws_lambda.invoke_on_commit('async_only', '{}'::json, "
+                  "invocation_type => 'RequestResponse')")
+    queue.execute("CALL aws_lambda.deliver()")
+    status, attempts, last_error = queue.execute(
         "SELECT status, attempts, last_error FROM aws_lambda.deliveries").fetchone()
     assert (status, attempts) == ("dead", 1)
     assert last_error.startswith("LM004: invoke API failed\nDETAIL: AWS Lambda client returned "
                                  "'ModeNotSupportedException: ")
-    db.execute("DELETE FROM aws_lambda.deliveries")

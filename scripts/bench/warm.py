@@ -13,7 +13,7 @@ LOOPS = [
      "r = 200"),
     ("aws_lambda_internal._invoke_json('noop', ...) alone",
      "aws_lambda_internal._invoke_json('noop', json_build_object('i', g), NULL, 'RequestResponse', 'None', "
-     "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL) r", "r.status_code = 200"),
+     "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL, NULL, NULL) r", "r.status_code = 200"),
     ("aws_lambda.invoke('noop', ...)", "aws_lambda.invoke('noop', json_build_object('i', g)) r",
      "r.status_code = 200"),
     ("pgsql-http: http_post(url, ...)", "http_post('{url}', json_build_object('i', g)::text, 'application/json') r",
@@ -31,22 +31,24 @@ STATEMENTS = [
      "SELECT status_code FROM pg_temp.bench_shell('noop', '{}'::json)"),
     ("  aws_lambda_internal._invoke_json('noop', ...) alone, without it",
      "SELECT status_code FROM aws_lambda_internal._invoke_json('noop', '{}', NULL, 'RequestResponse', 'None', "
-     "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL)"),
+     "NULL, NULL, NULL, false, NULL, NULL, pg_conf_load_time(), NULL, NULL, NULL)"),
     ("  (SELECT 1 round trip, for reference)", "SELECT 1"),
 ]
-# invoke's shell (its definition, read from the catalog) over a body that returns at once.
+# invoke's shell (its definition, read from the catalog) over a body that returns at once,
+# which takes what _invoke_json takes.
 NOTHING = """
-CREATE FUNCTION pg_temp.bench_invoke_nothing(
-    text, json, text, text, text, json, text, text, boolean, text, text, timestamptz, text)
+CREATE FUNCTION pg_temp.bench_invoke_nothing({arguments})
 RETURNS aws_lambda_internal._json_answer LANGUAGE plpython3u
-AS $$return (200, '{}', '$LATEST', None)$$
+AS $$return (200, '{{}}', '$LATEST', None)$$
 """
 
 
 def create_shell(conn):
     """pg_temp.bench_shell: aws_lambda.invoke(text, json, ...) as installed, calling
     pg_temp.bench_invoke_nothing where that calls aws_lambda_internal._invoke_json."""
-    conn.execute(NOTHING)
+    (arguments,) = conn.execute("SELECT pg_get_function_identity_arguments("
+                                "'aws_lambda_internal._invoke_json'::regproc)").fetchone()
+    conn.execute(NOTHING.format(arguments=arguments))
     (definition,) = conn.execute("SELECT pg_get_functiondef(%s::regprocedure)",
                                  ["aws_lambda.invoke(text, json, text, text, text, json, varchar)"]).fetchone()
     conn.execute(definition.replace("aws_lambda.invoke(", "pg_temp.bench_shell(")
