@@ -99,6 +99,12 @@ def test_a_taken_name_in_the_delivery_log_is_failed_not_retried(queue, emulator)
         "SELECT status, attempts, last_error FROM aws_lambda.deliveries").fetchone()
     assert (status, attempts) == ("failed", 1)
     assert "DurableExecutionAlreadyStartedException" in last_error and "not retried" in last_error
+    # redeliver() sends the same name again: still no second execution
+    queue.execute("SELECT aws_lambda.redeliver(id) FROM aws_lambda.deliveries")
+    queue.execute("CALL aws_lambda.deliver()")
+    assert queue.execute("SELECT status, attempts FROM aws_lambda.deliveries").fetchone() == ("failed", 1)
+    assert [r.headers.get("X-Amz-Durable-Execution-Name") for r in emulator.requests] == ["order-12"] * 3
+    assert emulator.executions("durable_order") == 1
 
 
 def test_the_triggers_durable_option_names_each_delivery_uniquely(queue, emulator):
