@@ -91,14 +91,16 @@ SET status = u.status,
     executed_version = u.executed_version,
     log_result = u.log_result,
     last_error = coalesce(u.last_error, d.last_error),
-    durable_execution_arn = coalesce(u.durable_execution_arn, d.durable_execution_arn)
+    durable_execution_arn = coalesce(u.durable_execution_arn, d.durable_execution_arn),
+    request_id = u.request_id
 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[]) AS u(id, status, delay, status_code, response, executed_version,
-                                         log_result, last_error, durable_execution_arn)
+            $8::text[], $9::text[], $10::text[])
+     AS u(id, status, delay, status_code, response, executed_version, log_result, last_error,
+          durable_execution_arn, request_id)
 WHERE d.id = u.id AND NOT d.replicated
 """
 RECORD_TYPES = ["bigint[]", "text[]", "float8[]", "int[]", "text[]", "text[]", "text[]", "text[]",
-                "text[]"]
+                "text[]", "text[]"]
 
 PRUNE = """
 DELETE FROM aws_lambda.deliveries
@@ -186,11 +188,11 @@ def _invocation(row, context):
 
 def _recorded(row, outcome, operator_settings):
     """The values RECORD writes for one delivery: id, status, delay, status_code,
-    response, executed_version, log_result, last_error, durable_execution_arn."""
+    response, executed_version, log_result, last_error, durable_execution_arn, request_id."""
     if not isinstance(outcome, errors.LambdaError):
         return (row["id"], SUCCEEDED, None, outcome["status_code"], outcome["payload"],
                 outcome["executed_version"], outcome["log_result"], None,
-                outcome["durable_execution_arn"])
+                outcome["durable_execution_arn"], outcome["request_id"])
     attempt = row["attempts"] + 1
     verdict = errors.delivery_verdict(outcome)
     delay = None
@@ -218,7 +220,7 @@ def _recorded(row, outcome, operator_settings):
     # A function error's payload, whole (last_error has it cut), when it is JSON.
     response = invoke.error_payload(outcome, "json")
     return (row["id"], verdict, delay, outcome.status_code, response, None, outcome.log_result,
-            errors.delivery_error_text(outcome, next_step), None)
+            errors.delivery_error_text(outcome, next_step), None, outcome.request_id)
 
 
 def backoff(attempt):

@@ -44,6 +44,7 @@ class LambdaError(Exception):
     may_have_run = False
     status_code = None  # the HTTP status of the answer, when there was one
     error_type = None  # the service's error type (x-amzn-ErrorType), when it answered one
+    request_id = None  # the service's x-amzn-RequestId, when it answered (AWS support asks for it)
     log_result = None  # X-Amz-Log-Result of the answer (base64), when the function ran
     log_tail = None  # its last lines, decoded: shown after the HINT
     answer = None  # the function's answer (answers.Answer), when it is part of the error
@@ -166,11 +167,12 @@ def connection_lost(endpoint, cause):
     )
 
 
-def service_error(status, error_type, message, durable_execution_name=None):
+def service_error(status, error_type, message, durable_execution_name=None, request_id=None):
     """An HTTP error answer from the service, classed by its status."""
     error = _service_error(status, error_type, message, durable_execution_name)
     error.status_code = status
     error.error_type = error_type
+    error.request_id = request_id
     return error
 
 
@@ -291,7 +293,7 @@ class Canceled(LambdaError):
 
 # The result columns of a call that failed, and the error columns of one that did not.
 NO_RESULT = {"status_code": None, "payload": None, "executed_version": None, "log_result": None,
-             "durable_execution_arn": None}
+             "durable_execution_arn": None, "request_id": None}
 NO_ERROR = {"error_sqlstate": None, "error_message": None, "error_detail": None, "error_hint": None}
 
 
@@ -308,7 +310,16 @@ def _joined(*parts):
 
 
 def _with_log(hint, error):
-    """The HINT, then the last lines of the function's log (log_type => 'Tail')."""
+    """The HINT, then the last lines of the function's log (log_type => 'Tail'), then, on a
+    line of its own, the Lambda request id of the answer the error came from."""
+    hint = _with_log_tail(hint, error)
+    if error.request_id is None:
+        return hint
+    line = f"Lambda request id: {error.request_id}"
+    return f"{hint}\n{line}" if hint else line
+
+
+def _with_log_tail(hint, error):
     if not error.log_tail:
         return hint
     log = f"Last lines of the function's log:\n{error.log_tail}"

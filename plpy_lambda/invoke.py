@@ -81,7 +81,7 @@ def result_of(call, region, response):
     if response.status >= 300:
         error_type = headers.get("x-amzn-errortype", "").split(":")[0] or f"HTTP {response.status}"
         raise errors.service_error(response.status, error_type, _service_message(response.body),
-                                   call.durable_execution_name)
+                                   call.durable_execution_name, _request_id(headers))
     log_result = _header_text(headers.get("x-amz-log-result")) if call.log_type == "Tail" else None
     function_error = headers.get("x-amz-function-error")
     if function_error:
@@ -103,6 +103,7 @@ def result_of(call, region, response):
         "executed_version": _header_text(headers.get("x-amz-executed-version")),
         "log_result": log_result,
         "durable_execution_arn": _header_text(headers.get("x-amz-durable-execution-arn")),
+        "request_id": _request_id(headers),
         "answer": answer,
     }
 
@@ -132,11 +133,17 @@ def error_payload(error, result_type):
 
 
 def _ran(error, response, log_result):
-    """error, for an answer of the function: with its HTTP status and log."""
+    """error, for an answer of the function: with its HTTP status, request id and log."""
     error.status_code = response.status
+    error.request_id = _request_id(response.headers)
     error.log_result = log_result
     error.log_tail = answers.log_tail(log_result)
     return error
+
+
+def _request_id(headers):
+    """The answer's x-amzn-RequestId (Lambda's request id), or None."""
+    return _header_text(headers.get("x-amzn-requestid"))
 
 
 def _header_text(value):

@@ -129,7 +129,8 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
             if isinstance(outcome, errors.LambdaError):
                 yield {"ordinality": ordinality, **errors.NO_RESULT,
                        "payload": invoke.error_payload(outcome, result_type),
-                       "log_result": outcome.log_result, **errors.as_row(outcome)}
+                       "log_result": outcome.log_result, "request_id": outcome.request_id,
+                       **errors.as_row(outcome)}
             else:
                 yield {"ordinality": ordinality, **outcome, **errors.NO_ERROR}
     except errors.LambdaError as error:

@@ -18,6 +18,7 @@ CREATE TYPE aws_lambda_internal._invoke_result AS (
     executed_version text,
     log_result text,
     durable_execution_arn text,
+    request_id text,
     error_sqlstate text,
     error_message text,
     error_detail text,
@@ -224,13 +225,14 @@ CREATE FUNCTION aws_lambda.invoke_many(
     OUT error_sqlstate text,
     OUT error_message text,
     OUT error_detail text,
-    OUT durable_execution_arn text)
+    OUT durable_execution_arn text,
+    OUT request_id text)
 RETURNS SETOF record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.ordinality, r.status_code, r.payload::{{payload_type}}, r.executed_version, r.log_result,
-       r.error_sqlstate, r.error_message, r.error_detail, r.durable_execution_arn
+       r.error_sqlstate, r.error_message, r.error_detail, r.durable_execution_arn, r.request_id
 FROM aws_lambda_internal._invoke_many_py(
         $1, $2::text[], $3, $4, $5, $6::text, $7, $8,
         pg_catalog.current_setting('aws_lambda.connect_timeout_ms', true),
@@ -284,6 +286,7 @@ CREATE TABLE aws_lambda.deliveries (
     executed_version text,
     log_result text,
     durable_execution_arn text,  -- the durable execution it started (or found)
+    request_id text,  -- Lambda's x-amzn-RequestId of the last answer
     last_error text,
     queued_by name NOT NULL,
     PRIMARY KEY (id, origin)

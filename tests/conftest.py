@@ -58,6 +58,11 @@ def warm(db):
     return db
 
 
+def request_id_line(emulator):
+    """The last line of the HINT of an error that came from the endpoint's last answer."""
+    return f"Lambda request id: {emulator.requests[-1].request_id}"
+
+
 def backend_resources(pid):
     """Threads, open sockets and resident memory (kB) of a backend, from /proc."""
     sockets = 0

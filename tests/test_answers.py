@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from plpy_lambda import answers, errors
+from conftest import request_id_line
 
 DEEP = 3000  # deeper than Python's json recurses
 NOT_JSON = "the function's payload is not JSON"
@@ -113,11 +114,12 @@ def test_a_syntax_error_says_where_in_the_hint(db, emulator):
     answers_with(emulator, b'{\n  "a" 1\n}')
     diag = error_of(db, "SELECT aws_lambda.invoke('simple', '{}'::json)")
     assert reason_of(diag.message_detail) == NOT_JSON
-    assert diag.message_hint == "Expecting ':' delimiter at line 2, column 7."
+    assert diag.message_hint == "Expecting ':' delimiter at line 2, column 7.\n" + request_id_line(emulator)
     answers_with(emulator, b"[" * DEEP + b"1,]" + b"]" * (DEEP - 1))  # found by the deep scanner
     diag = error_of(db, "SELECT aws_lambda.invoke('simple', '{}'::json)")
     assert reason_of(diag.message_detail) == NOT_JSON
-    assert diag.message_hint == f"Unexpected input at line 1, column {DEEP + 3:,}."
+    assert diag.message_hint == (f"Unexpected input at line 1, column {DEEP + 3:,}.\n"
+                                 + request_id_line(emulator))
 
 
 # The check agrees with PostgreSQL's own json and jsonb input, case by case.
@@ -225,7 +227,7 @@ def test_invoke_many_keeps_the_error_payload_when_its_type_holds_it(db, emulator
 
 # -- the function's log -----------------------------------------------------------------
 
-def test_a_failing_functions_log_reaches_psql(psql):
+def test_a_failing_functions_log_reaches_psql(psql, emulator):
     out = psql("SELECT * FROM aws_lambda.invoke('fail', '{}'::json, log_type => 'Tail');")
     lines = out.rstrip("\n").split("\n")
     assert lines[0] == "ERROR:  lambda invocation failed"
@@ -233,7 +235,8 @@ def test_a_failing_functions_log_reaches_psql(psql):
     assert lines[2] == "HINT:  Last lines of the function's log:"
     context = next(n for n, line in enumerate(lines) if line.startswith(
         "CONTEXT:  PL/pgSQL function aws_lambda_internal._no_error(text,text,text,text) line "))
-    log = lines[3:context]
+    log = lines[3:context - 1]
+    assert lines[context - 1] == request_id_line(emulator)  # the HINT's last line
     assert 3 <= len(log) <= answers.LOG_TAIL_LINES
     assert "fail is about to raise" in log
     assert "[ERROR] RuntimeError: fail.py always raises (event was {})" in log
@@ -244,18 +247,18 @@ def test_a_failing_functions_log_reaches_psql(psql):
         'SQL function "invoke" statement 1']
 
 
-def test_without_tail_there_is_no_log_in_the_hint(db):
+def test_without_tail_there_is_no_log_in_the_hint(db, emulator):
     diag = error_of(db, "SELECT aws_lambda.invoke('fail', '{}'::json)")
-    assert diag.sqlstate == "LM010" and diag.message_hint is None
+    assert diag.sqlstate == "LM010" and diag.message_hint == request_id_line(emulator)
 
 
 def test_the_log_in_the_hint_is_bounded(db):
     diag = error_of(db, """SELECT aws_lambda.invoke('raises', '{"lines": 50}'::json, log_type => 'Tail')""")
-    log = diag.message_hint.split("\n")[1:]
+    log = diag.message_hint.split("\n")[1:-1]  # between the header and the request id
     assert len(log) == answers.LOG_TAIL_LINES
     assert "raises: log line 50 " in log and "raises: log line 40 " not in log
     diag = error_of(db, """SELECT aws_lambda.invoke('raises', '{"size": 100000}'::json, log_type => 'Tail')""")
-    log = diag.message_hint.split("\n", 1)[1]
+    log = diag.message_hint.split("\n", 1)[1].rsplit("\n", 1)[0]
     assert len(log) == 3 + answers.LOG_TAIL_CHARS and log.startswith("...")
 
 
@@ -266,13 +269,14 @@ def test_a_log_window_that_starts_inside_a_character_is_decoded(db, emulator):
     answers_with(emulator, b'{"errorMessage": "x"}', function_error="Unhandled",
                  log_base64=base64.b64encode(window).decode())
     diag = error_of(db, "SELECT aws_lambda.invoke('simple', '{}'::json, log_type => 'Tail')")
-    header, first, last = diag.message_hint.split("\n")
+    header, first, last, request_id = diag.message_hint.split("\n")
+    assert request_id == request_id_line(emulator)
     assert header == "Last lines of the function's log:"
     assert first == "..." + "é" * (answers.LOG_TAIL_CHARS - len("\nthe last line"))
     assert last == "the last line"
     answers_with(emulator, b'{"errorMessage": "x"}', function_error="Unhandled", log_base64="not base64!")
     diag = error_of(db, "SELECT aws_lambda.invoke('simple', '{}'::json, log_type => 'Tail')")
-    assert diag.sqlstate == "LM010" and diag.message_hint is None
+    assert diag.sqlstate == "LM010" and diag.message_hint == request_id_line(emulator)
 
 
 def test_invoke_many_error_rows_keep_the_log(db):
@@ -286,7 +290,8 @@ def test_a_bad_answer_also_shows_the_log(db, emulator):
     answers_with(emulator, b"NaN", log="returning NaN\n")
     diag = error_of(db, "SELECT aws_lambda.invoke('simple', '{}'::json, log_type => 'Tail')")
     assert diag.sqlstate == "LM005"
-    assert diag.message_hint == "Last lines of the function's log:\nreturning NaN"
+    assert diag.message_hint == ("Last lines of the function's log:\nreturning NaN\n"
+                                 + request_id_line(emulator))
 
 
 # -- commit-time delivery ---------------------------------------------------------------
@@ -323,7 +328,7 @@ def test_a_delivery_whose_answer_is_not_json_is_dead_and_says_why(queue, emulato
         "NaN is not a JSON number'.\n"
         "HINT: Not retried: the function ran, and its answer is unusable (see DETAIL). "
         f"SELECT aws_lambda.redeliver({delivery_id}) sends it again.\n"
-        "Last lines of the function's log:\nreturning NaN")
+        "Last lines of the function's log:\nreturning NaN\n" + request_id_line(emulator))
 
 
 def test_a_failed_delivery_keeps_the_whole_error_and_the_log(queue):

@@ -15,7 +15,8 @@ import time
 import psycopg
 import pytest
 
-from test_relay import QUEUE_SLEEPS, relays, wait_until  # noqa: F401 (relays is a fixture)
+from conftest import request_id_line
+from test_relay import relays, wait_until  # noqa: F401 (relays is a fixture)
 
 ARN = re.compile(r"arn:aws:lambda:us-east-1:123456789012:function:(\w+):\$LATEST"
                  r"/durable-execution/([\w-]+)/[\w-]+")
@@ -42,7 +43,8 @@ def test_another_payload_under_a_taken_name_is_lm004_naming_the_execution(db, em
     assert diag.message_hint == (
         'The service answered HTTP 409. The durable execution "order-8" was started before with '
         "another payload or version, and a name starts one execution only: the function did not "
-        "run again. Use another durable_execution_name for another execution.")
+        "run again. Use another durable_execution_name for another execution.\n"
+        + request_id_line(emulator))
     assert emulator.executions("durable_order") == 1
 
 

@@ -9,6 +9,8 @@ recursive_loop is always stopped as a recursive loop; async_only takes Event cal
 import psycopg
 import pytest
 
+from conftest import request_id_line
+
 
 def test_latest_published_runs_the_newest_published_version(db, emulator):
     for call in ("aws_lambda.invoke('echo:$LATEST.PUBLISHED', '{}'::json)",
@@ -58,7 +60,7 @@ def test_todays_refusals_are_lm004_with_the_services_message_and_a_hint(db, emul
     diag = caught.value.diag
     assert (diag.sqlstate, diag.message_primary) == ("LM004", "invoke API failed")
     assert diag.message_detail.startswith(f"AWS Lambda client returned '{error_type}: ")
-    assert diag.message_hint == f"The service answered HTTP 400. {advice}"
+    assert diag.message_hint == f"The service answered HTTP 400. {advice}\n{request_id_line(emulator)}"
     assert db.execute("SELECT 1").fetchone() == (1,)  # the session goes on
 
 
