@@ -19,7 +19,7 @@ ERROR is the usual one.
 import heapq
 import time
 
-from plpy_lambda import client, errors, invoke
+from plpy_lambda import calllog, client, errors, invoke
 from plpy_lambda.errors import BadArgument
 from plpy_lambda.interrupts import MAX_WORKERS, SLICE
 
@@ -119,11 +119,18 @@ def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency):
     done = {}  # position -> (key, outcome), possibly finished ahead of an earlier call
     next_out, exhausted = 0, False
 
+    logging = operator_settings.log_min_duration is not None or operator_settings.log_failures
+
     def finished(call):
         in_flight.discard(call)
         loop.forget(call)
         position, key, invocation, region = call.key
-        done[position] = (key, _outcome(invocation, region, call))
+        outcome = _outcome(invocation, region, call)
+        done[position] = (key, outcome)
+        if logging and not isinstance(outcome, errors.Canceled):
+            # the call's deadline is its start + timeouts.total
+            calllog.note(plpy, operator_settings, invocation, outcome,
+                         time.monotonic() - (call.deadline - timeouts.total))
 
     transport.tidy()
     try:

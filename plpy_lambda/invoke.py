@@ -3,7 +3,7 @@
 import json
 import time
 
-from plpy_lambda import answers, client, endpoints, errors, names
+from plpy_lambda import answers, calllog, client, endpoints, errors, names
 from plpy_lambda.errors import BadArgument, BadConfiguration
 
 USER_AGENT = "aws_lambda-postgresql/1.0"
@@ -32,10 +32,19 @@ def run(plpy, backend, call, timeouts, operator_settings, body=None):
     """Send one call (with body instead of its payload, when given) and wait for it,
     on the backend's thread: its result row (see result_of), or its LambdaError."""
     request, region = prepare(backend, call, operator_settings, body)
-    response = backend.transport.run(
-        request, operator_settings.role_arn, timeouts, time.monotonic() + timeouts.total,
-        operator_settings.max_response_bytes, backend.checker(plpy))
-    return result_of(call, region, response)
+    started = time.monotonic()
+    try:
+        response = backend.transport.run(
+            request, operator_settings.role_arn, timeouts, started + timeouts.total,
+            operator_settings.max_response_bytes, backend.checker(plpy))
+        result = result_of(call, region, response)
+    except errors.LambdaError as error:
+        if operator_settings.log_failures and not isinstance(error, errors.Canceled):
+            calllog.note(plpy, operator_settings, call, error, time.monotonic() - started)
+        raise
+    if operator_settings.log_min_duration is not None:
+        calllog.note(plpy, operator_settings, call, result, time.monotonic() - started)
+    return result
 
 
 def request_headers(call):

@@ -3,7 +3,8 @@
 - aws_lambda.connect_timeout_ms, aws_lambda.request_timeout_ms: any session may set
   them (as on RDS); they only bound that session's own calls. The SQL layer passes
   their current values in.
-- aws_lambda.endpoint_override, aws_lambda.role_arn, aws_lambda.max_response_bytes
+- aws_lambda.endpoint_override, aws_lambda.role_arn, aws_lambda.max_response_bytes,
+  the server-log settings (aws_lambda.log_min_duration, aws_lambda.log_failures)
   and the delivery policy (aws_lambda.delivery_max_attempts,
   aws_lambda.delivery_max_age, aws_lambda.delivery_retention): the operator's. They are read only from the
   server's configuration files (postgresql.conf, included files,
@@ -28,6 +29,8 @@ MAX_AGE = "aws_lambda.delivery_max_age"
 RETENTION = "aws_lambda.delivery_retention"
 EVENTS_AFTER_COMMIT = "aws_lambda.events_after_commit"
 MAX_RESPONSE_BYTES = "aws_lambda.max_response_bytes"
+LOG_MIN_DURATION = "aws_lambda.log_min_duration"
+LOG_FAILURES = "aws_lambda.log_failures"
 DEFAULT_MAX_RESPONSE_BYTES = client.MAX_RESPONSE_BYTES  # Lambda's own limit
 MAX_RESPONSE_RANGE = (1024, 1073741823)  # up to the largest value PostgreSQL can hold
 _SIZE_UNITS = {"": 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -60,11 +63,12 @@ class OperatorSettings:
     """The operator's settings, from the server's configuration files."""
 
     __slots__ = ("endpoint_override", "role_arn", "max_attempts", "max_age", "retention",
-                 "max_response_bytes")
+                 "max_response_bytes", "log_min_duration", "log_failures")
 
     def __init__(self, endpoint_override=None, role_arn=None, max_attempts=10,
                  max_age=6 * 3600.0, retention=3 * 86400.0,
-                 max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES):
+                 max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES, log_min_duration=None,
+                 log_failures=False):
         self.endpoint_override = endpoint_override  # scheme://host[:port], or None
         self.role_arn = role_arn  # the IAM role to assume, or None
         # commit-time delivery: give up after this many attempts or this age (seconds);
@@ -74,6 +78,10 @@ class OperatorSettings:
         self.retention = retention
         # an answer larger than this is refused (LM005) without being read
         self.max_response_bytes = max_response_bytes
+        # the server log: calls that took at least this many seconds (None: none), and
+        # failed calls (calllog.py)
+        self.log_min_duration = log_min_duration
+        self.log_failures = log_failures
 
     def __repr__(self):
         return "OperatorSettings(" + ", ".join(
@@ -162,6 +170,15 @@ def parse_operator_settings(values, seconds=None):
     text = (values.get(MAX_RESPONSE_BYTES) or "").strip()
     if text:
         given["max_response_bytes"] = _size_in_bytes(text)
+    text = (values.get(LOG_MIN_DURATION) or "").strip()
+    if text:
+        given["log_min_duration"] = _log_min_duration(text)
+    text = (values.get(LOG_FAILURES) or "").strip()
+    if text:
+        if text.lower() not in _BOOLEANS:
+            raise BadConfiguration(
+                f'{LOG_FAILURES} in the server configuration is not a boolean: "{text[:40]}"')
+        given["log_failures"] = _BOOLEANS[text.lower()]
     endpoint = (values.get(ENDPOINT_OVERRIDE) or "").strip() or None
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
@@ -172,6 +189,19 @@ def parse_operator_settings(values, seconds=None):
             hint="Use arn:aws:iam::123456789012:role/name, or remove the setting.",
         )
     return OperatorSettings(endpoint_override=endpoint, role_arn=role_arn, **given)
+
+
+def _log_min_duration(text):
+    """aws_lambda.log_min_duration, as log_min_duration_statement reads it: milliseconds, or
+    a number with ms, s or min; -1 turns it off (None). In seconds."""
+    match = re.fullmatch(r"(-1|\d{1,9})\s*(ms|s|min)?", text)
+    if match is None:
+        raise BadConfiguration(
+            f'{LOG_MIN_DURATION} in the server configuration is not a duration: "{text[:40]}"',
+            hint="Use milliseconds, or a number with ms, s or min (250, 250ms, 2s); -1 is off.")
+    if match[1] == "-1":
+        return None
+    return int(match[1]) * {"ms": 0.001, "s": 1.0, "min": 60.0}[match[2] or "ms"]
 
 
 def _size_in_bytes(text):

@@ -124,7 +124,8 @@ SELECT DISTINCT ON (f.name) f.name, f.setting
 FROM pg_catalog.pg_file_settings AS f
 WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
                  'aws_lambda.delivery_max_attempts', 'aws_lambda.delivery_max_age',
-                 'aws_lambda.delivery_retention', 'aws_lambda.max_response_bytes')
+                 'aws_lambda.delivery_retention', 'aws_lambda.max_response_bytes',
+                 'aws_lambda.log_min_duration', 'aws_lambda.log_failures')
   AND f.error IS NULL
 ORDER BY f.name, f.seqno DESC
 $$;
