@@ -58,9 +58,10 @@ class Invocation:
                           self.function_name, self.context, self.tenant_id,
                           self.durable_execution_name)
 
-    def for_tenant(self, tenant_id, durable_execution_name=None):
-        """The same call for a tenant (checked with tenant_id()), or for none, and with a
-        durable execution name (checked with durable_execution_name()), or none."""
+    def with_headers(self, tenant_id, durable_execution_name=None):
+        """The same call with its X-Amz-Tenant-Id and X-Amz-Durable-Execution-Name headers:
+        a tenant (checked with tenant_id()) and a durable execution name (checked with
+        durable_execution_name()), each None for none."""
         if (tenant_id, durable_execution_name) == (self.tenant_id, self.durable_execution_name):
             return self
         return Invocation(self.function, self.region, self.payload, self.invocation_type,

@@ -119,15 +119,13 @@ def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency):
     done = {}  # position -> (key, outcome), possibly finished ahead of an earlier call
     next_out, exhausted = 0, False
 
-    logging = operator_settings.log_min_duration is not None or operator_settings.log_failures
-
     def finished(call):
         in_flight.discard(call)
         loop.forget(call)
         position, key, invocation, region = call.key
         outcome = _outcome(invocation, region, call)
         done[position] = (key, outcome)
-        if logging and not isinstance(outcome, errors.Canceled):
+        if operator_settings.logs_calls:
             # the call's deadline is its start + timeouts.total
             calllog.note(plpy, operator_settings, invocation, outcome,
                          time.monotonic() - (call.deadline - timeouts.total))

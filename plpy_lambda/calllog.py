@@ -1,9 +1,11 @@
 """The server-log line of a slow or failed call (aws_lambda.log_min_duration,
 aws_lambda.log_failures), as log_min_duration_statement logs a slow statement.
 
-One LOG line per call, key=value: the function as given, its invocation type, the HTTP
-status (or none), the duration, Lambda's request id and the tenant when there are some, and
-for a failure its SQLSTATE. Never a payload, a context or a log tail.
+One LOG line per call, key=value: the function as given, its qualifier when there is one,
+its invocation type, the HTTP status (or none), the duration, Lambda's request id and the
+tenant when there are some, and for a failure its SQLSTATE. Never a payload, a context or a
+log tail. A call canceled by statement_timeout or a cancel is not logged: PostgreSQL logs
+the cancel itself.
 """
 
 from plpy_lambda import errors
@@ -12,6 +14,8 @@ from plpy_lambda import errors
 def note(plpy, operator_settings, call, outcome, seconds):
     """LOG call's line when it took at least log_min_duration, or failed with log_failures on.
     `outcome` is invoke's result dict or the call's LambdaError."""
+    if isinstance(outcome, errors.Canceled):
+        return
     failed = isinstance(outcome, errors.LambdaError)
     threshold = operator_settings.log_min_duration
     if not (failed and operator_settings.log_failures) and (threshold is None or seconds < threshold):
@@ -20,8 +24,7 @@ def note(plpy, operator_settings, call, outcome, seconds):
         status, request_id = outcome.status_code, outcome.request_id
     else:
         status, request_id = outcome["status_code"], outcome["request_id"]
-    fields = [("function", call.function_name + (f":{call.qualifier}" if call.qualifier and
-                                                  ":" not in call.function_name else "")),
+    fields = [("function", call.function_name), ("qualifier", call.qualifier),
               ("invocation_type", call.invocation_type), ("status", status),
               ("duration_ms", f"{seconds * 1000:.1f}"), ("request_id", request_id),
               ("tenant_id", call.tenant_id)]

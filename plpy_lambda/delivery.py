@@ -49,7 +49,7 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
         call = arguments.from_sql(function_name, "{}", region, invocation_type, log_type,
                                   context, qualifier, composite_region=composite_region,
                                   from_composite=from_composite)
-        call = call.for_tenant(arguments.tenant_id(tenant_id, tenant_setting),
+        call = call.with_headers(arguments.tenant_id(tenant_id, tenant_setting),
                                arguments.durable_execution_name(durable_execution_name))
         if call.invocation_type == "RequestResponse":
             # the id must still fit Lambda's client-context limit
@@ -181,7 +181,7 @@ def _invocation(row, context):
     tenant it was queued for (whatever the deliverer's session says)."""
     return arguments.from_sql(row["function_name"], row["payload"], row["region"],
                               row["invocation_type"], row["log_type"], context, row["qualifier"]
-                              ).for_tenant(arguments.tenant_id(row["tenant_id"]),
+                              ).with_headers(arguments.tenant_id(row["tenant_id"]),
                                            arguments.durable_execution_name(
                                                row["durable_execution_name"]))
 

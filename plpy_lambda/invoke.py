@@ -39,10 +39,10 @@ def run(plpy, backend, call, timeouts, operator_settings, body=None):
             operator_settings.max_response_bytes, backend.checker(plpy))
         result = result_of(call, region, response)
     except errors.LambdaError as error:
-        if operator_settings.log_failures and not isinstance(error, errors.Canceled):
+        if operator_settings.logs_calls:
             calllog.note(plpy, operator_settings, call, error, time.monotonic() - started)
         raise
-    if operator_settings.log_min_duration is not None:
+    if operator_settings.logs_calls:
         calllog.note(plpy, operator_settings, call, result, time.monotonic() - started)
     return result
 

@@ -83,6 +83,11 @@ class OperatorSettings:
         self.log_min_duration = log_min_duration
         self.log_failures = log_failures
 
+    @property
+    def logs_calls(self):
+        """Whether any call may be logged (calllog.note decides which)."""
+        return self.log_min_duration is not None or self.log_failures
+
     def __repr__(self):
         return "OperatorSettings(" + ", ".join(
             f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"

@@ -78,7 +78,7 @@ def _checked(state, key, payload):
                            qualifier, composite_region=composite_region,
                            from_composite=from_composite)
         raise
-    call = call.for_tenant(arguments.tenant_id(None, tenant_setting),
+    call = call.with_headers(arguments.tenant_id(None, tenant_setting),
                            arguments.durable_execution_name(None, durable_setting))
     return state.remember(state.checked_calls, key, call)
 
@@ -111,7 +111,7 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
     try:
         shared = arguments.from_sql(
             function_name, "{}", region, invocation_type, log_type, context, qualifier
-        ).for_tenant(arguments.tenant_id(tenant_id, tenant_setting))
+        ).with_headers(arguments.tenant_id(tenant_id, tenant_setting))
         batch.check_concurrency(max_concurrency)
         if payloads is None:
             raise errors.BadArgument("payloads", "must not be NULL", null=True)

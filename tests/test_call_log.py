@@ -55,6 +55,11 @@ def test_a_failed_call_is_logged_with_its_sqlstate_and_tenant(logged, emulator):
     assert re.fullmatch(r"aws_lambda: failed call: function=fail invocation_type=RequestResponse "
                         r"status=200 duration_ms=\d+\.\d request_id=\S+ sqlstate=LM010",
                         lines_of(logged, "failed")[-1])
+    with psycopg.connect(logged.dsn(), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT * FROM aws_lambda.invoke('fail', '{}'::json, qualifier => '$LATEST')")
+    assert lines_of(logged, "failed")[-1].startswith(
+        "aws_lambda: failed call: function=fail qualifier=$LATEST invocation_type=RequestResponse ")
     assert SECRET not in logged.server_log()
 
 
@@ -90,3 +95,13 @@ def test_a_malformed_log_setting_is_lm020(emulator, setting, value):
         assert caught.value.diag.message_primary.startswith(f"{setting} in the server configuration is not")
     finally:
         pg.stop()
+
+
+def test_a_canceled_call_is_left_to_postgresqls_own_log(logged, emulator):
+    with psycopg.connect(logged.dsn(), autocommit=True) as conn:
+        before = len(lines_of(logged, "failed"))
+        conn.execute("SET statement_timeout = '200ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT * FROM aws_lambda.invoke('sleep', '{\"seconds\": 1}'::json)")
+    assert len(lines_of(logged, "failed")) == before
+    assert "canceling statement due to statement timeout" in logged.server_log()
