@@ -12,7 +12,8 @@ setup(
     packages=find_packages(include=["plpy_lambda", "plpy_lambda.*", "lambda_emulator"]),
     python_requires=">=3.9",
     install_requires=["botocore"],
-    extras_require={"relay": ["psycopg[binary]>=3.1"]},  # plpy-lambda-relay: pip install .[relay]
+    # plpy-lambda-relay: pip install .[relay] (requirements-relay.txt pins the same)
+    extras_require={"relay": ["psycopg[binary]>=3.1", "prometheus_client>=0.17"]},
     entry_points={"console_scripts": [
         "plpy-lambda-emulator = lambda_emulator.__main__:main",
         "plpy-lambda-relay = plpy_lambda.relay:main",

@@ -26,6 +26,8 @@ class Backend:
         self.delivery_plans = None  # prepared statements of commit-time delivery
         self.enqueue_plan = None  # how aws_lambda.events_after_commit queues an Event
         self.pruned_at = None  # when this backend last removed expired deliveries
+        self.prune_more = False  # whether that removal left more expired ones behind
+        self.gauged_at = None  # when this backend last reported the queue's gauges
         self.failure = None  # error columns of the last invocation that failed (sql.failure)
         self._checker = None
 

@@ -103,11 +103,12 @@ class _Loop:
         return out
 
 
-def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency):
+def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency, durations=None):
     """Yield (key, outcome) in the order of `calls`.
 
     `calls` yields (key, Invocation) or (key, LambdaError) for a call that could not be
-    built; an outcome is invoke's result dict or the LambdaError of that call.
+    built; an outcome is invoke's result dict or the LambdaError of that call. With
+    `durations` (a dict), each call that was made has its seconds there under its key.
     """
     transport = backend.transport
     checker = backend.checker(plpy)
@@ -125,10 +126,13 @@ def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency):
         position, key, invocation, region = call.key
         outcome = _outcome(invocation, region, call)
         done[position] = (key, outcome)
-        if operator_settings.logs_calls:
+        if operator_settings.logs_calls or durations is not None:
             # the call's deadline is its start + timeouts.total
-            calllog.note(plpy, operator_settings, invocation, outcome,
-                         time.monotonic() - (call.deadline - timeouts.total))
+            seconds = time.monotonic() - (call.deadline - timeouts.total)
+            if durations is not None:
+                durations[key] = seconds
+            if operator_settings.logs_calls:
+                calllog.note(plpy, operator_settings, invocation, outcome, seconds)
 
     transport.tidy()
     try:

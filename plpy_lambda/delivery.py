@@ -30,7 +30,7 @@ from plpy_lambda.errors import DEAD, FAILED, RETRY
 BATCH_SIZE_MAX = 1000  # deliver(batch_size => ...): the most a crash can send twice
 BACKOFF_BASE = 0.5  # seconds before the second attempt; doubles per attempt
 BACKOFF_CAP = 300.0
-PRUNE_EVERY = 60.0  # seconds between removals of expired succeeded deliveries
+PRUNE_CHUNK = 5000  # expired deliveries removed per transaction at most
 SUCCEEDED = "succeeded"
 COUNTED = (SUCCEEDED, FAILED, RETRY, DEAD)  # the columns of aws_lambda_internal._batch_counts
 _LARGEST_DELIVERY_ID = 2**63 - 1  # aws_lambda.deliveries.id is a bigint
@@ -66,7 +66,8 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
 CLAIM = """
 SELECT d.id, d.function_name, d.region, d.invocation_type, d.log_type, d.context::text AS context,
        d.qualifier, d.tenant_id, d.durable_execution_name, d.payload::text AS payload, d.attempts,
-       extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age
+       extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age,
+       extract(epoch FROM coalesce(d.redelivered_at, d.created_at))::float8 AS queued_at
 FROM aws_lambda.deliveries AS d
 WHERE d.status = 'pending' AND NOT d.replicated
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= pg_catalog.now())
@@ -102,42 +103,116 @@ WHERE d.id = u.id AND NOT d.replicated
 RECORD_TYPES = ["bigint[]", "text[]", "float8[]", "int[]", "text[]", "text[]", "text[]", "text[]",
                 "text[]", "text[]"]
 
+# One chunk of expired succeeded deliveries, oldest first, found role by role in
+# deliveries_settled (a recursive CTE steps from one role to the next: one probe of the
+# index each), removed; then the changes in delivery_counts summed up, one row per role
+# and status. A succeeded row's delivered_at is never before its created_at.
 PRUNE = """
-DELETE FROM aws_lambda.deliveries
-WHERE status = 'succeeded' AND NOT replicated
-  AND delivered_at < pg_catalog.now() - $1 * interval '1 second'
+WITH RECURSIVE roles(queued_by) AS (
+    (SELECT d.queued_by FROM aws_lambda.deliveries AS d
+     WHERE d.status = 'succeeded' AND NOT d.replicated ORDER BY d.queued_by LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.queued_by FROM aws_lambda.deliveries AS d
+            WHERE d.status = 'succeeded' AND NOT d.replicated AND d.queued_by > r.queued_by
+            ORDER BY d.queued_by LIMIT 1)
+    FROM roles AS r WHERE r.queued_by IS NOT NULL
+), expired AS (
+    SELECT e.ctid FROM roles AS r
+    CROSS JOIN LATERAL (
+        SELECT d.ctid FROM aws_lambda.deliveries AS d
+        WHERE d.status = 'succeeded' AND NOT d.replicated AND d.queued_by = r.queued_by
+          AND d.created_at < pg_catalog.now() - $1 * interval '1 second'
+          AND d.delivered_at < pg_catalog.now() - $1 * interval '1 second'
+        ORDER BY d.created_at LIMIT $2) AS e
+    LIMIT $2
+), removed AS (
+    DELETE FROM aws_lambda.deliveries AS d
+    WHERE d.ctid = ANY (ARRAY(SELECT expired.ctid FROM expired))
+      AND d.status = 'succeeded' AND NOT d.replicated
+    RETURNING 1
+)
+SELECT count(*)::int AS pruned FROM removed
 """
+SUM_COUNTS = """
+WITH changes AS (
+    DELETE FROM aws_lambda_internal.delivery_counts RETURNING queued_by, status, deliveries)
+INSERT INTO aws_lambda_internal.delivery_counts (queued_by, status, deliveries)
+SELECT queued_by, status, sum(deliveries) FROM changes
+GROUP BY queued_by, status HAVING sum(deliveries) <> 0
+"""
+# One pruner at a time: another backend already at it is left to it.
+PRUNE_LOCK = "SELECT pg_catalog.pg_try_advisory_xact_lock(-6176357101437650000) AS mine"
 
 
-def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_settings):
+def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_settings,
+                  report=False):
     """Claim up to batch_size due deliveries, send them, record the outcomes.
 
     Returns the number of outcomes per status. Runs inside the caller's transaction;
-    a cancel or crash before its commit leaves every claimed row pending.
+    a cancel or crash before its commit leaves every claimed row pending. With report
+    (aws_lambda.report_deliveries, which the relay sets), the outcomes go to the client in
+    a NOTICE too (see report_batch).
     """
     if batch_size is None or not 1 <= batch_size <= BATCH_SIZE_MAX:
         raise errors.BadArgument("batch_size", f"{batch_size} is outside 1..{BATCH_SIZE_MAX}",
                                  null=batch_size is None)
     batch.check_concurrency(max_concurrency)
     plans = _plans(plpy, state)
-    if state.pruned_at is None or time.monotonic() - state.pruned_at > PRUNE_EVERY:
-        interrupts.execute(plpy, plans["prune"], [operator_settings.retention])
-        state.pruned_at = time.monotonic()
     counts = dict.fromkeys(COUNTED, 0)
     rows = interrupts.execute(plpy, plans["claim"], [batch_size])
-    if not rows:
-        return counts
-    claimed_by_id = {row["id"]: row for row in rows}
-    outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator_settings,
-                         max_concurrency)
-    record_columns = [[] for _ in RECORD_TYPES]  # RECORD's arrays, one value per delivery
-    for delivery_id, outcome in outcomes:
-        values = _recorded(claimed_by_id[delivery_id], outcome, operator_settings)
-        counts[values[1]] += 1
-        for column, value in zip(record_columns, values):
-            column.append(value)
-    interrupts.execute(plpy, plans["record"], record_columns)
+    durations = {} if report else None
+    reported = []
+    if rows:
+        claimed_by_id = {row["id"]: row for row in rows}
+        outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator_settings,
+                             max_concurrency, durations)
+        record_columns = [[] for _ in RECORD_TYPES]  # RECORD's arrays, one value per delivery
+        for delivery_id, outcome in outcomes:
+            row = claimed_by_id[delivery_id]
+            values = _recorded(row, outcome, operator_settings)
+            counts[values[1]] += 1
+            for column, value in zip(record_columns, values):
+                column.append(value)
+            if report:
+                reported.append(_reported(row, values[1], durations.get(delivery_id)))
+        interrupts.execute(plpy, plans["record"], record_columns)
+    if report:
+        report_batch(plpy, state, plans, reported)
     return counts
+
+
+REPORT = "aws_lambda: delivery report"
+REPORT_OUTCOMES = {SUCCEEDED: "succeeded", FAILED: "failed", RETRY: "retried", DEAD: "dead"}
+GAUGES = """
+SELECT count(*)::bigint AS pending,
+       coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - min(d.created_at)), 0)::float8
+           AS oldest_pending_seconds
+FROM aws_lambda.deliveries AS d
+WHERE d.status = 'pending' AND NOT d.replicated
+"""
+GAUGE_EVERY = 1.0  # seconds: the queue's gauges are read at most this often per backend
+
+
+def _reported(row, status, seconds):
+    """One delivery in the report: function, outcome, the call's seconds (None when no call
+    was made), and for a settled one the seconds from queueing to now."""
+    lag = None if status == RETRY else max(0.0, time.time() - row["queued_at"])
+    return [row["function_name"], REPORT_OUTCOMES[status], seconds, lag]
+
+
+def report_batch(plpy, state, plans, deliveries):
+    """The NOTICE aws_lambda.report_deliveries asks for: REPORT, with a DETAIL in JSON that
+    has "deliveries" (see _reported) and, at most every GAUGE_EVERY seconds, "pending" and
+    "oldest_pending_seconds" (every role's, read in deliveries_pending: the backlog only)."""
+    import json
+
+    report = {"deliveries": deliveries}
+    now = time.monotonic()
+    if state.gauged_at is None or now - state.gauged_at >= GAUGE_EVERY:
+        state.gauged_at = now
+        report.update(interrupts.execute(plpy, plans["gauges"], [])[0])
+    if deliveries or "pending" in report:
+        plpy.notice(REPORT, detail=json.dumps(report, separators=(",", ":")))
 
 
 def _plans(plpy, state):
@@ -145,9 +220,31 @@ def _plans(plpy, state):
         state.delivery_plans = {
             "claim": plpy.prepare(CLAIM, ["int"]),
             "record": plpy.prepare(RECORD, RECORD_TYPES),
-            "prune": plpy.prepare(PRUNE, ["float8"]),
+            "prune": plpy.prepare(PRUNE, ["float8", "int"]),
+            "sum_counts": plpy.prepare(SUM_COUNTS),
+            "prune_lock": plpy.prepare(PRUNE_LOCK),
+            "gauges": plpy.prepare(GAUGES),
         }
     return state.delivery_plans
+
+
+def prune(plpy, state, operator_settings, every):
+    """Remove one chunk of the succeeded deliveries older than aws_lambda.delivery_retention
+    and sum up the counts of settled ones, unless this backend did less than `every`
+    seconds ago and that chunk was not full, or another backend is at it. Returns how many
+    it removed."""
+    now = time.monotonic()
+    if state.pruned_at is not None and now - state.pruned_at < every and not state.prune_more:
+        return 0
+    plans = _plans(plpy, state)
+    state.pruned_at, state.prune_more = now, False
+    if not interrupts.execute(plpy, plans["prune_lock"], [])[0]["mine"]:
+        return 0
+    pruned = interrupts.execute(plpy, plans["prune"], [operator_settings.retention,
+                                                       PRUNE_CHUNK])[0]["pruned"]
+    interrupts.execute(plpy, plans["sum_counts"], [])
+    state.prune_more = pruned >= PRUNE_CHUNK
+    return pruned
 
 
 def _calls(rows):

@@ -15,9 +15,15 @@ PostgreSQL 14 and later it sets client_connection_check_interval, so that when t
 dies its backend stops delivering within about a second and the rows it had claimed go
 back to the queue. SIGTERM or SIGINT: finish the CALL in progress
 (canceled after --grace seconds; a canceled batch stays queued), then exit 0.
+
+With --metrics-address HOST:PORT it serves Prometheus metrics at /metrics (README
+"Operating it"; needs prometheus_client: pip install '.[relay]'). It then sets
+aws_lambda.report_deliveries in its session, so that deliver() reports each batch's
+outcomes, and every second the queue's gauges, in a NOTICE: no query of its own.
 """
 
 import argparse
+import json
 import logging
 import os
 import select
@@ -34,11 +40,60 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between reconnection attempts
 log = logging.getLogger("plpy-lambda-relay")
 
 
+REPORT = "aws_lambda: delivery report"  # deliver()'s NOTICE under aws_lambda.report_deliveries
+ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
+
+
+class Metrics:
+    """The relay's Prometheus metrics, served at http://HOST:PORT/metrics."""
+
+    def __init__(self, host, port):
+        import prometheus_client as prom
+
+        prom.disable_created_metrics()  # no *_created series beside each counter
+        self.deliveries = prom.Counter(
+            "aws_lambda_deliveries", "Delivery attempts by outcome: succeeded, failed (the "
+            "function raised an error), dead (given up) or retried", ["function", "outcome"])
+        self.attempt_seconds = prom.Histogram(
+            "aws_lambda_delivery_attempt_seconds", "Duration of one call to Lambda",
+            ["function"], buckets=ATTEMPT_BUCKETS)
+        self.lag_seconds = prom.Histogram(
+            "aws_lambda_delivery_lag_seconds", "From queueing (or redelivery) to the settled "
+            "outcome of a delivery", ["function"], buckets=LAG_BUCKETS)
+        self.pending = prom.Gauge(
+            "aws_lambda_deliveries_pending", "Deliveries waiting to be sent (due or retrying)")
+        self.oldest_pending = prom.Gauge(
+            "aws_lambda_oldest_pending_seconds", "Age of the oldest pending delivery (0: none)")
+        self.connected = prom.Gauge(
+            "aws_lambda_relay_connected", "1 while the relay holds its database connection")
+        self.reconnects = prom.Counter(
+            "aws_lambda_relay_reconnects", "Connections made again after one was lost")
+        self.server, self.thread = prom.start_http_server(port, addr=host)
+
+    def record(self, report):
+        for function, outcome, seconds, lag in report.get("deliveries", ()):
+            self.deliveries.labels(function, outcome).inc()
+            if seconds is not None:
+                self.attempt_seconds.labels(function).observe(seconds)
+            if lag is not None:
+                self.lag_seconds.labels(function).observe(lag)
+        if "pending" in report:
+            self.pending.set(report["pending"])
+            self.oldest_pending.set(report["oldest_pending_seconds"])
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Relay:
     """One connection that LISTENs and CALLs aws_lambda.deliver(), reconnecting as needed."""
 
-    def __init__(self, args):
+    def __init__(self, args, metrics=None):
         self.args = args
+        self.metrics = metrics
+        self.has_connected = False
         self.call = (f"CALL aws_lambda.deliver(batch_size => {args.batch_size:d}, "
                      f"max_concurrency => {args.max_concurrency:d})")
         self.conn = None
@@ -73,7 +128,7 @@ class Relay:
 
     def connect(self):
         conn = psycopg.connect(self.args.dsn, autocommit=True, application_name=APPLICATION_NAME)
-        conn.add_notice_handler(on_notice)
+        conn.add_notice_handler(self.on_notice)
         conn.add_notify_handler(self.on_notify)
         try:
             if conn.info.server_version >= 140000:
@@ -81,12 +136,19 @@ class Relay:
             else:
                 log.warning("PostgreSQL before 14: if this relay dies, its backend goes on "
                             "delivering its batch unseen until the batch ends")
+            if self.metrics is not None:
+                conn.execute("SET aws_lambda.report_deliveries = on")
             conn.execute(f"LISTEN {CHANNEL}")  # before the first CALL: no commit falls between
         except psycopg.Error:
             conn.close()
             raise
         log.info("connected to database %s as %s (backend %d); listening on %s",
                  conn.info.dbname, conn.info.user, conn.info.backend_pid, CHANNEL)
+        if self.metrics is not None:
+            self.metrics.connected.set(1)
+            if self.has_connected:
+                self.metrics.reconnects.inc()
+        self.has_connected = True
         return conn
 
     def deliver(self):
@@ -114,6 +176,20 @@ class Relay:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.metrics is not None:
+            self.metrics.connected.set(0)
+
+    def on_notice(self, diagnostic):
+        """deliver()'s report to the metrics; its other NOTICEs as they are; anything graver
+        with its severity."""
+        severity = diagnostic.severity_nonlocalized or diagnostic.severity
+        if diagnostic.message_primary == REPORT and severity == "NOTICE":
+            if self.metrics is not None:
+                self.metrics.record(json.loads(diagnostic.message_detail))
+        elif severity in ("NOTICE", "INFO", "LOG", "DEBUG"):
+            log.info("%s", diagnostic.message_primary)
+        else:
+            log.warning("%s: %s", severity, diagnostic.message_primary)
 
     def on_notify(self, notify):
         self.notified = True
@@ -138,15 +214,6 @@ class Relay:
             getattr(conn, "cancel_safe", conn.cancel)()
 
 
-def on_notice(diagnostic):
-    """deliver()'s NOTICE as it is; anything graver with its severity."""
-    severity = diagnostic.severity_nonlocalized or diagnostic.severity
-    if severity in ("NOTICE", "INFO", "LOG", "DEBUG"):
-        log.info("%s", diagnostic.message_primary)
-    else:
-        log.warning("%s: %s", severity, diagnostic.message_primary)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="plpy-lambda-relay", description=__doc__.split("\n")[0])
     parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* "
@@ -159,13 +226,35 @@ def main(argv=None):
                         "once: the most a crash can send twice (default 100)")
     parser.add_argument("--max-concurrency", type=int, default=32,
                         help="invocations in flight at once (default 32)")
+    parser.add_argument("--metrics-address", metavar="HOST:PORT", help="serve Prometheus "
+                        "metrics at http://HOST:PORT/metrics (needs prometheus_client)")
     parser.add_argument("--quiet", action="store_true", help="log only warnings and errors")
     args = parser.parse_args(argv)
     if args.poll <= 0 or args.grace < 0:
         parser.error("--poll must be positive and --grace not negative")
+    metrics_address = None
+    if args.metrics_address is not None:
+        host, _, port = args.metrics_address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            parser.error(f"--metrics-address {args.metrics_address}: use HOST:PORT, "
+                         "for example 127.0.0.1:9187 or [::1]:9187")
+        metrics_address = host.strip("[]"), int(port)
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            parser.error("--metrics-address needs prometheus_client: pip install '.[relay]' "
+                         "(or -r requirements-relay.txt)")
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s[%(process)d] %(message)s")
-    relay = Relay(args)
+    metrics = None
+    if metrics_address is not None:
+        try:
+            metrics = Metrics(*metrics_address)
+        except OSError as error:
+            log.error("cannot serve metrics at %s: %s", args.metrics_address, error)
+            return 1
+        log.info("metrics at http://%s/metrics", args.metrics_address)
+    relay = Relay(args, metrics)
     signal.set_wakeup_fd(relay.wake_w, warn_on_full_buffer=False)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, relay.on_signal)

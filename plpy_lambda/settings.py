@@ -28,6 +28,7 @@ MAX_ATTEMPTS = "aws_lambda.delivery_max_attempts"
 MAX_AGE = "aws_lambda.delivery_max_age"
 RETENTION = "aws_lambda.delivery_retention"
 EVENTS_AFTER_COMMIT = "aws_lambda.events_after_commit"
+REPORT_DELIVERIES = "aws_lambda.report_deliveries"  # the relay's: a NOTICE per delivered batch
 MAX_RESPONSE_BYTES = "aws_lambda.max_response_bytes"
 LOG_MIN_DURATION = "aws_lambda.log_min_duration"
 LOG_FAILURES = "aws_lambda.log_failures"
@@ -97,13 +98,14 @@ _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True,
              "off": False, "false": False, "no": False, "0": False}
 
 
-def events_after_commit(text):
-    """aws_lambda.events_after_commit: PostgreSQL's boolean spellings; unset is off."""
+def session_boolean(setting, text):
+    """A session's boolean setting (aws_lambda.events_after_commit,
+    aws_lambda.report_deliveries): PostgreSQL's boolean spellings; unset is off."""
     if text is None or text.strip() == "":
         return False
     value = _BOOLEANS.get(text.strip().lower())
     if value is None:
-        raise BadSetting(EVENTS_AFTER_COMMIT, f'"{text[:40]}" is not a boolean (on or off)')
+        raise BadSetting(setting, f'"{text[:40]}" is not a boolean (on or off)')
     return value
 
 

@@ -36,7 +36,7 @@ def invoke_one(plpy, GD, result_type, function_name, payload, region, invocation
             _checked(state, key, payload)  # the error the arguments in order give
             raise
         if (events_after_commit is not None and call.invocation_type == "Event"
-                and settings.events_after_commit(events_after_commit)):
+                and settings.session_boolean(settings.EVENTS_AFTER_COMMIT, events_after_commit)):
             _enqueue(plpy, state, call, payload)
             return _QUEUED_EVENT
         timeouts = state.timeouts.get((connect_timeout, request_timeout))
@@ -168,15 +168,28 @@ def check_queued(GD, function_name, region, invocation_type, log_type, context, 
 
 
 def deliver_batch(plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout,
-                  conf_load_time):
+                  conf_load_time, report_deliveries=None):
     """aws_lambda_internal._deliver_batch: the counts per status of one delivered batch, or the error."""
     state = backend.state(GD)
     try:
         timeouts = settings.timeouts(connect_timeout, request_timeout)
+        report = settings.session_boolean(settings.REPORT_DELIVERIES, report_deliveries)
         operator_settings = settings.operator_settings(plpy, state.settings_cache,
                                                        conf_load_time)
         counts = delivery.deliver_batch(plpy, state, batch_size, max_concurrency, timeouts,
-                                        operator_settings)
+                                        operator_settings, report)
         return {**counts, **errors.NO_ERROR}
     except errors.LambdaError as error:
         return {**dict.fromkeys(delivery.COUNTED, 0), **errors.as_row(error)}
+
+
+def prune_deliveries(plpy, GD, conf_load_time, every):
+    """aws_lambda_internal._prune_deliveries: how many expired deliveries it removed, or the error."""
+    state = backend.state(GD)
+    try:
+        operator_settings = settings.operator_settings(plpy, state.settings_cache,
+                                                       conf_load_time)
+        return {"pruned": delivery.prune(plpy, state, operator_settings, every),
+                **errors.NO_ERROR}
+    except errors.LambdaError as error:
+        return {"pruned": 0, **errors.as_row(error)}

@@ -421,10 +421,11 @@ def test_succeeded_deliveries_are_removed_after_the_retention_age(queue, cluster
     queue.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json) FROM generate_series(1, 2)")
     queue.execute("SELECT aws_lambda.invoke_on_commit('fail', '{}'::json, invocation_type => 'RequestResponse')")
     deliver(queue)
-    queue.execute("UPDATE aws_lambda.deliveries SET delivered_at = now() - interval '2 hours' "
+    two_hours_ago = ("SET created_at = now() - interval '2 hours 1 second', "
+                     "delivered_at = now() - interval '2 hours'")
+    queue.execute(f"UPDATE aws_lambda.deliveries {two_hours_ago} "
                   "WHERE id = (SELECT min(id) FROM aws_lambda.deliveries)")
-    queue.execute("UPDATE aws_lambda.deliveries SET delivered_at = now() - interval '2 hours' "
-                  "WHERE status = 'failed'")
+    queue.execute(f"UPDATE aws_lambda.deliveries {two_hours_ago} WHERE status = 'failed'")
     with psycopg.connect(cluster.dsn(), autocommit=True) as fresh:  # prunes on its first batch
         deliver(fresh)
     assert queue.execute("SELECT status, count(*) FROM aws_lambda.deliveries GROUP BY 1 ORDER BY 1"

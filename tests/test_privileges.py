@@ -65,9 +65,10 @@ def test_only_what_deliver_runs_as_its_caller_is_executable_in_the_internal_sche
                 SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))
         ORDER BY 1""").fetchall()
     assert rows == [
-        ("aws_lambda_internal._deliver_batch(integer,integer,text,text,timestamp with time zone)",),
+        ("aws_lambda_internal._deliver_batch(integer,integer,text,text,timestamp with time zone,text)",),
         ("aws_lambda_internal._needs_primary(text)",),
         ("aws_lambda_internal._no_error(text,text,text,text)",),
+        ("aws_lambda_internal._prune_deliveries(timestamp with time zone,double precision)",),
     ]
 
 
