@@ -20,6 +20,10 @@ aws_lambda.delivery_max_attempts attempts or aws_lambda.delivery_max_age, then
 (answers.py; the function ran, and another attempt would run it again); a function error
 is `failed` and never retried. A failed attempt records the function's log tail
 (`log_result`) and a function error's payload, whole, in `response` when it is JSON.
+
+Retention (prune): between batches, in a transaction of its own, deliver() removes expired
+succeeded deliveries in chunks of PRUNE_CHUNK and sums up aws_lambda_internal.delivery_counts
+(the counts of settled deliveries that statement triggers keep for delivery_status()).
 """
 
 import time

@@ -11,7 +11,8 @@ The baseline is the floor: a PL/Python function, created here, making one raw
 keep-alive POST with a prepared, pre-signed request to the same nginx.
 
 Sections (scripts/bench/, one module each): warm path, throughput by concurrency,
-cold start, payload sizes, memory, commit-time delivery; then every target with
+cold start, payload sizes, memory, commit-time delivery, the delivery log as it grows
+(10,000 to 10,000,000 rows; --quick: to 100,000); then every target with
 its measured value. Each figure comes with its ratio to a baseline measured in the
 same run; targets are printed, never asserted: the script exits 0 after printing.
 A full run writes docs/benchmark.svg (calls/s against concurrency); --quick runs
@@ -28,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 import fixture  # noqa: E402
-from bench import chart, cold, delivery, memory, payloads, throughput, warm  # noqa: E402
+from bench import chart, cold, delivery, log_size, memory, payloads, throughput, warm  # noqa: E402
 from bench.common import Run, section, table  # noqa: E402
 from bench.endpoints import FixedEndpoint, create_floor_function, nginx_binary  # noqa: E402
 
@@ -46,7 +47,7 @@ def main(argv=None):
         try:
             bench = Run(args.quick, cluster, emulator, fixed)
             machine = header(bench)
-            for part in (warm, throughput, cold, payloads, memory, delivery):
+            for part in (warm, throughput, cold, payloads, memory, delivery, log_size):
                 part.run(bench)
             summary(bench)
             if not args.quick:

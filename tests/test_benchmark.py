@@ -25,6 +25,7 @@ SECTIONS = {
     "Payload size": r"1 MB \([\d,]+ bytes\)\s+\d+\.\d+ ms\s+\d+\.\d+ ms\s+\d+\.\d+ x",
     "Memory": r"invoke_many, max_concurrency 16\s+[+-]\d+\.\d+ MB\s+[+-]\d+\.\d+ MB",
     "Commit-time delivery": r"CALL aws_lambda\.deliver\(\) \(max_concurrency 32\)\s+[\d,]+\s+\d+\.\d+ x",
+    "The delivery log as it grows": r"delivery_status\(\)\s+\d+\.\d+ ms\s+\d+\.\d+ ms\s+\d+\.\d+ x",
     "Targets": r"pgbench -c 8: invoke calls/s >= 0\.8 x the floor\s+\d+\.\d+ x\s+target (met|missed)",
 }
 

@@ -9,6 +9,7 @@ so every round sees the same log.
 
 import os
 import sys
+import time
 
 from .common import median, ms, ratio, section, table, timed
 
@@ -38,6 +39,7 @@ INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, pay
 SELECT 'noop', 'Event', 'None', json_build_object('i', g), current_user
 FROM generate_series(1, %(n)s) AS g
 """
+PRUNE_NOW = "SELECT (aws_lambda_internal._prune_deliveries(pg_conf_load_time(), 0)).pruned"
 OPERATIONS = {
     "queue one delivery (invoke_on_commit)":
         "SELECT aws_lambda.invoke_on_commit('echo', '{\"i\": 1}'::json)",
@@ -46,7 +48,7 @@ OPERATIONS = {
         "SELECT aws_lambda_internal._deliver_batch(100, 32, NULL, NULL, pg_conf_load_time(), NULL)",
     "delivery_status()": "SELECT * FROM aws_lambda.delivery_status()",
     "prune one chunk (retention below every row's age)":
-        "SELECT aws_lambda_internal._prune_deliveries(pg_conf_load_time(), 0)",
+        PRUNE_NOW,
     "redeliver one dead delivery": "SELECT aws_lambda.redeliver(%(dead)s)",
 }
 
@@ -57,6 +59,7 @@ def run(bench):
     with bench.connect() as conn:
         conn.add_notice_handler(lambda diagnostic: None)
         figures = {size: measure(conn, size) for size in sizes}
+        designs = retention_designs(bench, conn, sizes[-1])
         conn.execute("TRUNCATE aws_lambda.deliveries")
     smallest, largest = sizes[0], sizes[-1]
     table(["operation"] + [f"{size:,} rows" for size in sizes] + [f"{largest:,} vs {smallest:,}"],
@@ -65,10 +68,78 @@ def run(bench):
     print(f"  Median of {ROUNDS} runs of each operation, in turn, each in a transaction rolled back (the log "
           f"is the same for every run). History: 1% dead, the rest succeeded; plus {BACKLOG:,} pending and due. "
           "Pruning: with aws_lambda.delivery_retention below every history row's age.")
+    print()
+    table(["retention: a plain table or time partitions", "time", ""], designs)
+    print("  Chunks: what deliver() runs between its batches until none is left (each commits; a claim never "
+          "waits for one). DROP TABLE of a partition is all but free, but it waits for, and then blocks, every "
+          "statement on the table, and drops the pending, failed and dead rows that the partition holds too.")
     for name in OPERATIONS:
         bench.target(f"delivery log: {name}, {largest:,} rows <= 2 x {smallest:,}",
                      ratio(figures[largest][name], figures[smallest][name]),
                      figures[largest][name] <= 2 * figures[smallest][name])
+
+
+def retention_designs(bench, conn, size):
+    """Removing the expired tenth of a log of `size` rows, the two ways: chunked deletes (what
+    deliver() does) against dropping a time partition that holds the same rows; and what
+    partitioning costs each queued row. Returns table rows."""
+    expired = size // 10
+    conn.execute("TRUNCATE aws_lambda.deliveries")
+    conn.execute(HISTORY, {"n": size})
+    conn.execute(COUNTS)
+    conn.execute("VACUUM ANALYZE aws_lambda.deliveries")
+    # a copy partitioned by day: the key must be in the primary key
+    conn.execute("CREATE TABLE bench_partitioned (LIKE aws_lambda.deliveries INCLUDING DEFAULTS "
+                 "INCLUDING IDENTITY) PARTITION BY RANGE (created_at)")
+    conn.execute("ALTER TABLE bench_partitioned ADD PRIMARY KEY (id, origin, created_at)")
+    for index in ("(id) WHERE status = 'pending' AND NOT replicated",
+                  "(status, queued_by, created_at) WHERE status <> 'pending' AND NOT replicated"):
+        conn.execute(f"CREATE INDEX ON bench_partitioned {index}")
+    conn.execute("CREATE TABLE bench_old PARTITION OF bench_partitioned FOR VALUES FROM ('-infinity') TO "
+                 "(now() - interval '27 days')")
+    conn.execute("CREATE TABLE bench_new PARTITION OF bench_partitioned FOR VALUES FROM "
+                 "(now() - interval '27 days') TO ('infinity')")
+    conn.execute("INSERT INTO bench_partitioned SELECT * FROM aws_lambda.deliveries")
+    conn.execute("CREATE TABLE bench_plain (LIKE aws_lambda.deliveries INCLUDING ALL)")
+    conn.execute("VACUUM ANALYZE bench_partitioned, bench_plain")
+    conn.execute("SET aws_lambda.delivery_retention = '27 days'")
+    conn.execute("ALTER SYSTEM SET aws_lambda.delivery_retention = '27 days'")
+    conn.execute("RESET aws_lambda.delivery_retention")
+    conn.execute("SELECT pg_reload_conf()")
+    chunks = []
+    try:
+        start = time.perf_counter()
+        while True:
+            chunk_start = time.perf_counter()
+            (pruned,) = conn.execute(PRUNE_NOW).fetchone()
+            chunks.append(time.perf_counter() - chunk_start)
+            if pruned == 0:
+                break
+        chunked = time.perf_counter() - start
+    finally:
+        conn.execute("ALTER SYSTEM RESET aws_lambda.delivery_retention")
+        conn.execute("SELECT pg_reload_conf()")
+    (dropped,) = timed(lambda: conn.execute("DROP TABLE bench_old"))
+    insert = "INSERT INTO {} (function_name, invocation_type, log_type, payload, queued_by) " \
+             "VALUES ('echo', 'Event', 'None', '{{}}', current_user)"
+
+    def rolled_back(table):
+        def run():
+            with conn.transaction(force_rollback=True):
+                for _ in range(100):
+                    conn.execute(insert.format(table), prepare=True)
+        return run
+
+    plain, partitioned = (median(times) / 100 for times in timed(
+        rolled_back("bench_plain"), rolled_back("bench_partitioned"), rounds=ROUNDS))
+    conn.execute("DROP TABLE bench_partitioned, bench_plain")
+    return [
+        [f"remove the expired {expired:,} of {size:,} rows: deliver()'s chunks of 5,000", ms(chunked),
+         f"{len(chunks) - 1} transactions, the longest {ms(max(chunks))}"],
+        ["  the same rows as one daily partition: DROP TABLE", ms(dropped[0]), "1 transaction, ACCESS EXCLUSIVE"],
+        ["queue one row (INSERT): a copy of the log, plain", ms(plain), "1.00 x"],
+        ["  the same, partitioned by created_at (2 partitions)", ms(partitioned), ratio(partitioned, plain)],
+    ]
 
 
 def measure(conn, size):
