@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from plpy_lambda.delivery import CLAIM  # noqa: E402  the relay's claim, as deliver() runs it
 
 BACKLOG = 10_000
+DESIGN_ROWS = 1_000_000  # the log in which pruning and a partition's drop are compared
 ROUNDS = 15
 HISTORY = """
 INSERT INTO aws_lambda.deliveries (function_name, invocation_type, log_type, payload, queued_by,
@@ -59,7 +60,7 @@ def run(bench):
     with bench.connect() as conn:
         conn.add_notice_handler(lambda diagnostic: None)
         figures = {size: measure(conn, size) for size in sizes}
-        designs = retention_designs(bench, conn, sizes[-1])
+        designs = retention_designs(bench, conn, min(sizes[-1], DESIGN_ROWS))
         conn.execute("TRUNCATE aws_lambda.deliveries")
     smallest, largest = sizes[0], sizes[-1]
     table(["operation"] + [f"{size:,} rows" for size in sizes] + [f"{largest:,} vs {smallest:,}"],
@@ -67,7 +68,8 @@ def run(bench):
            + [ratio(figures[largest][name], figures[smallest][name])] for name in OPERATIONS])
     print(f"  Median of {ROUNDS} runs of each operation, in turn, each in a transaction rolled back (the log "
           f"is the same for every run). History: 1% dead, the rest succeeded; plus {BACKLOG:,} pending and due. "
-          "Pruning: with aws_lambda.delivery_retention below every history row's age.")
+          "Pruning: with aws_lambda.delivery_retention below every history row's age. On disk, table and "
+          f"indexes: {figures[largest]['bytes per row']:,} bytes per row (events of some 10 bytes).")
     print()
     table(["retention: a plain table or time partitions", "time", ""], designs)
     print("  Chunks: what deliver() runs between its batches until none is left (each commits; a claim never "
@@ -149,6 +151,7 @@ def measure(conn, size):
     conn.execute(COUNTS)
     conn.execute(BACKLOG_ROWS, {"n": BACKLOG})
     conn.execute("VACUUM ANALYZE aws_lambda.deliveries")
+    conn.execute("CHECKPOINT")  # the load's writes done before anything is timed
     (dead,) = conn.execute("SELECT max(id) FROM aws_lambda.deliveries WHERE status = 'dead'").fetchone()
     conn.execute("SET aws_lambda.delivery_retention = '1d'")  # ALTER SYSTEM needs a setting the session knows
     conn.execute("ALTER SYSTEM SET aws_lambda.delivery_retention = '1d'")
@@ -167,4 +170,7 @@ def measure(conn, size):
     finally:
         conn.execute("ALTER SYSTEM RESET aws_lambda.delivery_retention")
         conn.execute("SELECT pg_reload_conf()")
-    return {name: median(samples) for name, samples in zip(OPERATIONS, times)}
+    figures = {name: median(samples) for name, samples in zip(OPERATIONS, times)}
+    (figures["bytes per row"],) = conn.execute(
+        "SELECT pg_total_relation_size('aws_lambda.deliveries') / count(*) FROM aws_lambda.deliveries").fetchone()
+    return figures
