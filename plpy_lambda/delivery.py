@@ -70,8 +70,7 @@ def check(state, function_name, region, invocation_type, log_type, context, qual
 CLAIM = """
 SELECT d.id, d.function_name, d.region, d.invocation_type, d.log_type, d.context::text AS context,
        d.qualifier, d.tenant_id, d.durable_execution_name, d.payload::text AS payload, d.attempts,
-       extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age,
-       extract(epoch FROM coalesce(d.redelivered_at, d.created_at))::float8 AS queued_at
+       extract(epoch FROM pg_catalog.now() - coalesce(d.redelivered_at, d.created_at))::float8 AS age
 FROM aws_lambda.deliveries AS d
 WHERE d.status = 'pending' AND NOT d.replicated
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= pg_catalog.now())
@@ -164,6 +163,7 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_s
     plans = _plans(plpy, state)
     counts = dict.fromkeys(COUNTED, 0)
     rows = interrupts.execute(plpy, plans["claim"], [batch_size])
+    claimed_at = time.monotonic()  # `age` is as of the transaction's start, just before
     durations = {} if report else None
     reported = []
     if rows:
@@ -178,7 +178,8 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_s
             for column, value in zip(record_columns, values):
                 column.append(value)
             if report:
-                reported.append(_reported(row, values[1], durations.get(delivery_id)))
+                reported.append(_reported(row, values[1], durations.get(delivery_id),
+                                          time.monotonic() - claimed_at))
         interrupts.execute(plpy, plans["record"], record_columns)
     if report:
         report_batch(plpy, state, plans, reported)
@@ -197,10 +198,12 @@ WHERE d.status = 'pending' AND NOT d.replicated
 GAUGE_EVERY = 1.0  # seconds: the queue's gauges are read at most this often per backend
 
 
-def _reported(row, status, seconds):
+def _reported(row, status, seconds, since_claim):
     """One delivery in the report: function, outcome, the call's seconds (None when no call
-    was made), and for a settled one the seconds from queueing to now."""
-    lag = None if status == RETRY else max(0.0, time.time() - row["queued_at"])
+    was made), and for a settled one the seconds from queueing to now. (Its queueing time
+    as a number in the claim cost some 10% of deliver()'s rate against nginx: it is age +
+    since_claim.)"""
+    lag = None if status == RETRY else row["age"] + since_claim
     return [row["function_name"], REPORT_OUTCOMES[status], seconds, lag]
 
 
