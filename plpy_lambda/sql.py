@@ -115,6 +115,11 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
         batch.check_concurrency(max_concurrency)
         if payloads is None:
             raise errors.BadArgument("payloads", "must not be NULL", null=True)
+        if payloads and isinstance(payloads[0], list):  # PL/Python's form of a 2-D array
+            raise errors.BadArgument(
+                "payloads", f"is a {_dimensions(payloads)}-dimensional array",
+                hint="Pass a one-dimensional array: one payload per element "
+                     "(array_agg of the payloads, or ARRAY(SELECT unnest(...)) to flatten one).")
         timeouts = settings.timeouts(connect_timeout, request_timeout)
         operator_settings = settings.operator_settings(plpy, state.settings_cache,
                                                        conf_load_time)
@@ -135,6 +140,16 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
                 yield {"ordinality": ordinality, **outcome, **errors.NO_ERROR}
     except errors.LambdaError as error:
         yield {"ordinality": None, **errors.NO_RESULT, **errors.as_row(error)}
+
+
+def _dimensions(array):
+    """The dimensions of an array as PL/Python gives it (nested lists; PostgreSQL's arrays
+    are rectangular, so the first element of each level tells)."""
+    dimensions = 0
+    while isinstance(array, list):
+        dimensions += 1
+        array = array[0] if array else None
+    return dimensions
 
 
 def _calls_of(shared, payloads):

@@ -18,6 +18,8 @@ BAD_INPUTS = [
     ("function_name", "aws_lambda.invoke(aws_commons.create_lambda_function_arn(NULL), '{}'::jsonb)", "22004"),
     ("function_name", "aws_lambda.invoke(NULL::aws_commons._lambda_function_arn_1, '{}'::json)", "22004"),
     ("payload", "aws_lambda.invoke('simple', NULL::jsonb)", "22004"),
+    ("payloads", "aws_lambda.invoke_many('simple', ARRAY[['{}','{}'],['{}','{}']]::jsonb[])", "22023"),
+    ("payloads", "aws_lambda.invoke_many('simple', '{{{\"{}\"}}}'::json[], invocation_type => 'Event')", "22023"),
     ("payload", f"aws_lambda.invoke({COMPOSITE}, NULL::json)", "22004"),
     ("invocation_type", "aws_lambda.invoke('simple', '{}'::jsonb, NULL, NULL)", "22004"),
     ("invocation_type", f"aws_lambda.invoke({COMPOSITE}, '{{}}'::json, NULL)", "22004"),
@@ -148,7 +150,7 @@ def test_a_non_ascii_character_is_named_in_the_hint(db, emulator, argument, valu
 def test_the_table_is_large_and_covers_every_argument():
     assert len(BAD_INPUTS) >= 30
     arguments = {argument for argument, _, _ in BAD_INPUTS}
-    assert arguments == {"function_name", "payload", "region", "invocation_type", "log_type",
+    assert arguments == {"function_name", "payload", "payloads", "region", "invocation_type", "log_type",
                          "context", "qualifier"}
 
 
