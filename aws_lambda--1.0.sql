@@ -852,11 +852,13 @@ END
 $$;
 
 -- A row trigger: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW
--- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, option [, option]]]).
--- Queues Supabase's database-webhook payload, with the session's tenant. Options: 'ordered'
--- keys it by table and primary key; 'durable' names each delivery's durable execution
--- pg-<origin>-<database oid>-<id>: the same on every attempt, and no two deliveries of any
--- database of any server share it.
+-- EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('fn' [, 'Event' [, option ...]]).
+-- Queues Supabase's database-webhook payload, with the session's tenant. Options, in any
+-- order: 'ordered' keys it by table and primary key; 'durable' names each delivery's durable
+-- execution pg-<origin>-<database oid>-<id>: the same on every attempt, and no two
+-- deliveries of any database of any server share it; 'columns=a,b' sends only those columns
+-- of record and old_record. An event over Lambda's limit for its invocation type never
+-- fails the write: it goes as the smaller event of _truncated_event.
 CREATE FUNCTION aws_lambda.invoke_on_commit_trigger()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -865,29 +867,47 @@ AS $$
 DECLARE
     key text;
     options text[] := TG_ARGV[2:];
+    columns text[];
+    invocation_type text := coalesce(TG_ARGV[1], 'Event');
+    event json;
     queued_id bigint;
 BEGIN
     IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger';
     END IF;
-    IF TG_NARGS > 4 OR NOT options <@ ARRAY['ordered', 'durable']
+    IF TG_NARGS > 2 THEN
+        columns := aws_lambda_internal._trigger_columns(TG_RELID, options);
+        options := ARRAY(SELECT o FROM unnest(options) AS o WHERE o NOT LIKE 'columns=%');
+    END IF;
+    IF TG_NARGS > 5 OR NOT options <@ ARRAY['ordered', 'durable']
        OR cardinality(options) > cardinality(ARRAY(SELECT DISTINCT unnest(options))) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = 'invalid arguments for aws_lambda.invoke_on_commit_trigger()',
-            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'' and/or ''durable'']].';
+            HINT = 'Arguments: function_name [, invocation_type [, ''ordered'', ''durable'', ''columns=a,b'']].';
     END IF;
     IF 'ordered' = ANY (options) THEN
         key := aws_lambda_internal._row_key(TG_RELID,
                                    CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.to_jsonb(OLD)
                                         ELSE pg_catalog.to_jsonb(NEW) END);
     END IF;
-    queued_id := aws_lambda.invoke_on_commit(
-        TG_ARGV[0],
-        pg_catalog.json_build_object(
+    IF columns IS NULL THEN
+        event := pg_catalog.json_build_object(
             'type', TG_OP, 'table', TG_TABLE_NAME, 'schema', TG_TABLE_SCHEMA,
-            'record', pg_catalog.row_to_json(NEW), 'old_record', pg_catalog.row_to_json(OLD)),
-        NULL, coalesce(TG_ARGV[1], 'Event'), 'None', NULL, NULL, key);
+            'record', pg_catalog.row_to_json(NEW), 'old_record', pg_catalog.row_to_json(OLD));
+    ELSE
+        event := pg_catalog.json_build_object(
+            'type', TG_OP, 'table', TG_TABLE_NAME, 'schema', TG_TABLE_SCHEMA,
+            'record', aws_lambda_internal._columns_of(pg_catalog.row_to_json(NEW), columns),
+            'old_record', aws_lambda_internal._columns_of(pg_catalog.row_to_json(OLD), columns));
+    END IF;
+    IF pg_catalog.octet_length(event::text) >
+       (CASE WHEN invocation_type = 'Event' THEN 1048576 ELSE 6291456 END) THEN
+        event := aws_lambda_internal._truncated_event(
+            TG_RELID, TG_OP, pg_catalog.to_jsonb(NEW), pg_catalog.to_jsonb(OLD), columns);
+    END IF;
+    queued_id := aws_lambda.invoke_on_commit(
+        TG_ARGV[0], event, NULL, invocation_type, 'None', NULL, NULL, key);
     IF 'durable' = ANY (options) THEN
         UPDATE aws_lambda.deliveries AS d
         SET durable_execution_name = pg_catalog.format(
@@ -898,6 +918,83 @@ BEGIN
     END IF;
     RETURN NULL;
 END
+$$;
+
+-- The columns a 'columns=a,b' option of the trigger names (NULL: no such option), each a
+-- column of the table.
+CREATE FUNCTION aws_lambda_internal._trigger_columns(relation oid, options text[])
+RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    columns text[];
+    missing text;
+BEGIN
+    IF (SELECT count(*) FROM unnest(options) AS o WHERE o LIKE 'columns=%') > 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'invalid arguments for aws_lambda.invoke_on_commit_trigger(): more than one columns= option';
+    END IF;
+    SELECT ARRAY(SELECT btrim(c) FROM unnest(string_to_array(substr(o, 9), ',')) AS c)
+    INTO columns FROM unnest(options) AS o WHERE o LIKE 'columns=%';
+    SELECT c INTO missing FROM unnest(columns) AS c
+    WHERE NOT EXISTS (SELECT FROM pg_attribute AS a
+                      WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('invalid arguments for aws_lambda.invoke_on_commit_trigger(): table %s has no column "%s"',
+                             relation::regclass, missing),
+            HINT = 'List the columns to send as ''columns=id,status,total'' (column names, comma-separated).';
+    END IF;
+    RETURN columns;
+END
+$$;
+
+-- A row's JSON with only the given columns (all when NULL).
+CREATE FUNCTION aws_lambda_internal._columns_of(row_value json, columns text[])
+RETURNS json
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN columns IS NULL OR row_value IS NULL THEN row_value
+            ELSE (SELECT json_object_agg(e.key, e.value) FROM json_each(row_value) AS e
+                  WHERE e.key = ANY (columns)) END
+$$;
+
+-- The event of a row whose whole event is over Lambda's limit: record and old_record with
+-- only the primary key's columns, the names of the columns left out, and "truncated": true.
+CREATE FUNCTION aws_lambda_internal._truncated_event(
+    relation oid, operation text, new_row jsonb, old_row jsonb, columns text[])
+RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH key AS (
+    SELECT coalesce(array_agg(a.attname::text ORDER BY k.n), '{}') AS names
+    FROM pg_index AS i
+    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+    JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    WHERE i.indrelid = relation AND i.indisprimary
+), sent AS (
+    SELECT a.attname::text AS name, a.attnum
+    FROM pg_attribute AS a
+    WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped
+      AND (columns IS NULL OR a.attname = ANY (columns))
+)
+SELECT json_build_object(
+    'type', operation,
+    'table', (SELECT c.relname FROM pg_class AS c WHERE c.oid = relation),
+    'schema', (SELECT n.nspname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+               WHERE c.oid = relation),
+    'record', CASE WHEN new_row IS NOT NULL THEN
+                  (SELECT coalesce(jsonb_object_agg(k, new_row -> k), '{}') FROM unnest(key.names) AS k) END,
+    'old_record', CASE WHEN old_row IS NOT NULL THEN
+                  (SELECT coalesce(jsonb_object_agg(k, old_row -> k), '{}') FROM unnest(key.names) AS k) END,
+    'truncated', true,
+    'columns_left_out', (SELECT coalesce(json_agg(s.name ORDER BY s.attnum), '[]') FROM sent AS s
+                         WHERE s.name <> ALL (key.names)))
+FROM key
 $$;
 
 -- The ordering key of a row: its table and primary key values.

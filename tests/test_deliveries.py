@@ -320,7 +320,65 @@ def test_the_ordered_trigger_keys_deliveries_by_table_and_primary_key(queue):
     queue.execute("DROP TABLE accounts, logbook")
 
 
+def test_a_row_too_big_for_lambda_goes_as_its_key_and_never_fails_the_write(queue, emulator):
+    queue.execute("DROP TABLE IF EXISTS documents")
+    queue.execute("CREATE TABLE documents (tenant text, id int, title text, body text, PRIMARY KEY (tenant, id))")
+    queue.execute("""CREATE TRIGGER documents_to_lambda AFTER INSERT OR UPDATE OR DELETE ON documents
+                     FOR EACH ROW EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo')""")
+    queue.execute("INSERT INTO documents VALUES ('acme', 1, 'big', repeat('x', 3000000))")  # 3 MB: over 1 MB
+    queue.execute("UPDATE documents SET title = 'still big'")
+    queue.execute("INSERT INTO documents VALUES ('acme', 2, 'small', 'text')")
+    payloads = [p for (p,) in queue.execute("SELECT payload FROM aws_lambda.deliveries ORDER BY id")]
+    assert payloads == [
+        {"type": "INSERT", "table": "documents", "schema": "public", "record": {"tenant": "acme", "id": 1},
+         "old_record": None, "truncated": True, "columns_left_out": ["title", "body"]},
+        {"type": "UPDATE", "table": "documents", "schema": "public", "record": {"tenant": "acme", "id": 1},
+         "old_record": {"tenant": "acme", "id": 1}, "truncated": True, "columns_left_out": ["title", "body"]},
+        {"type": "INSERT", "table": "documents", "schema": "public",
+         "record": {"tenant": "acme", "id": 2, "title": "small", "body": "text"}, "old_record": None},
+    ]
+    deliver(queue)
+    assert queue.execute("SELECT count(*) FROM aws_lambda.deliveries WHERE status = 'succeeded'").fetchone() == (3,)
+    queue.execute("DROP TABLE documents")
+
+
+def test_the_trigger_sends_only_the_columns_it_lists(queue, emulator):
+    queue.execute("DROP TABLE IF EXISTS customers")
+    queue.execute("CREATE TABLE customers (id int PRIMARY KEY, email text, password_hash text, plan text)")
+    queue.execute("""CREATE TRIGGER customers_to_lambda AFTER INSERT OR UPDATE ON customers FOR EACH ROW
+                     EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo', 'Event', 'columns=id, plan',
+                                                                         'ordered')""")
+    queue.execute("INSERT INTO customers VALUES (7, 'a@example.com', 'secret-hash', 'free')")
+    queue.execute("UPDATE customers SET plan = 'pro'")
+    rows = queue.execute("SELECT payload, ordering_key FROM aws_lambda.deliveries ORDER BY id").fetchall()
+    assert [payload["record"] for payload, _ in rows] == [{"id": 7, "plan": "free"}, {"id": 7, "plan": "pro"}]
+    assert rows[1][0]["old_record"] == {"id": 7, "plan": "free"}
+    assert {key for _, key in rows} == {"public.customers[7]"}
+    deliver(queue)
+    emulator.wait_idle()
+    assert all("secret-hash" not in record.body.decode() for record in emulator.requests)
+    assert len(bodies(emulator, "echo")) == 2
+    queue.execute("DROP TABLE customers")
+
+
+def test_a_truncated_event_keeps_to_the_listed_columns(queue):
+    queue.execute("DROP TABLE IF EXISTS pages")
+    queue.execute("CREATE TABLE pages (id int PRIMARY KEY, title text, body text, views int)")
+    queue.execute("""CREATE TRIGGER pages_to_lambda AFTER INSERT ON pages FOR EACH ROW
+                     EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo', 'Event', 'columns=id,body')""")
+    queue.execute("INSERT INTO pages VALUES (1, 'title', repeat('x', 2000000), 0)")
+    (payload,) = queue.execute("SELECT payload FROM aws_lambda.deliveries").fetchone()
+    assert payload["record"] == {"id": 1} and payload["columns_left_out"] == ["body"]
+    queue.execute("DROP TABLE pages")
+
+
 @pytest.mark.parametrize("trigger, message", [
+    ("AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION "
+     "aws_lambda.invoke_on_commit_trigger('echo', 'Event', 'columns=id,colour')",
+     'invalid arguments for aws_lambda.invoke_on_commit_trigger(): table public.notes has no column "colour"'),
+    ("AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION "
+     "aws_lambda.invoke_on_commit_trigger('echo', 'Event', 'columns=id', 'columns=id')",
+     "invalid arguments for aws_lambda.invoke_on_commit_trigger(): more than one columns= option"),
     ("BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo')",
      "aws_lambda.invoke_on_commit_trigger() must be an AFTER ... FOR EACH ROW trigger"),
     ("AFTER INSERT ON notes FOR EACH STATEMENT EXECUTE FUNCTION aws_lambda.invoke_on_commit_trigger('echo')",

@@ -138,7 +138,7 @@ def test_the_triggers_options_are_checked(queue, options):
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
         queue.execute("INSERT INTO orders VALUES (1)")
     assert caught.value.diag.message_hint == (
-        "Arguments: function_name [, invocation_type [, 'ordered' and/or 'durable']].")
+        "Arguments: function_name [, invocation_type [, 'ordered', 'durable', 'columns=a,b']].")
     queue.execute("DROP TABLE orders")
 
 
