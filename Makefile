@@ -16,7 +16,8 @@
 # PYTHON is the interpreter PL/Python runs (found from plpython3.so's libpython).
 
 EXTENSION = aws_commons aws_lambda
-DATA = aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql
+DATA = aws_commons--1.0.sql aws_commons--1.0--1.1.sql aws_commons--1.1--1.2.sql \
+       aws_commons--1.2--1.2-full.sql aws_commons--1.2-full--1.2.sql
 DATA_built = build/aws_commons--1.2.sql build/aws_lambda--1.0.sql
 EXTRA_CLEAN = build
 

@@ -85,6 +85,44 @@ def test_an_updated_aws_commons_is_a_fresh_1_2_and_the_expected_one(cluster, dat
     assert fresh == catalog.expected(cluster, "aws_commons", fresh)
 
 
+def single_script_1_2(cluster, conn):
+    """aws_commons 1.2 as the first releases' single script made it: the schema and the Lambda
+    function ARN only (made here from a full 1.2 by taking the S3 and credentials types out)."""
+    conn.execute("CREATE EXTENSION aws_commons")
+    for function, type_ in [("create_s3_uri(text,text,text)", "_s3_uri_1"),
+                            ("create_aws_credentials(text,text,text)", "_aws_credentials_1")]:
+        conn.execute(f"ALTER EXTENSION aws_commons DROP FUNCTION aws_commons.{function}")
+        conn.execute(f"DROP FUNCTION aws_commons.{function}")
+        if cluster.major >= 17:  # 17 and later record the array type as a member too
+            conn.execute(f"ALTER EXTENSION aws_commons DROP TYPE aws_commons.{type_}[]")
+        conn.execute(f"ALTER EXTENSION aws_commons DROP TYPE aws_commons.{type_}")
+        conn.execute(f"DROP TYPE aws_commons.{type_}")
+    assert versions_and_members(conn) == ("1.2", [
+        "function aws_commons.create_lambda_function_arn(text,text)",
+        "schema aws_commons",
+        "type aws_commons._lambda_function_arn_1",
+        *(["type aws_commons._lambda_function_arn_1[]"] if cluster.major >= 17 else [])])
+
+
+def test_a_1_2_from_the_single_script_reaches_the_full_catalog_and_stays_1_2(cluster, database):
+    database("aws_commons_fresh").execute("CREATE EXTENSION aws_commons")
+    early = database("aws_commons_early")
+    single_script_1_2(cluster, early)
+    early.execute("ALTER EXTENSION aws_commons UPDATE TO '1.2-full'")  # as README says
+    early.execute("ALTER EXTENSION aws_commons UPDATE")
+    assert versions_and_members(early)[0] == "1.2"
+    assert snapshot(cluster, "aws_commons_early") == snapshot(cluster, "aws_commons_fresh")
+
+
+def test_the_repair_changes_nothing_in_a_full_1_2(cluster, database):
+    database("aws_commons_fresh").execute("CREATE EXTENSION aws_commons")
+    full = database("aws_commons_full")
+    full.execute("CREATE EXTENSION aws_commons")
+    full.execute("ALTER EXTENSION aws_commons UPDATE TO '1.2-full'")
+    full.execute("ALTER EXTENSION aws_commons UPDATE")
+    assert snapshot(cluster, "aws_commons_full") == snapshot(cluster, "aws_commons_fresh")
+
+
 def test_every_role_can_use_aws_commons_without_a_grant(cluster, database):
     conn = database("aws_commons_roles")
     conn.execute("CREATE EXTENSION aws_commons VERSION '1.0'")

@@ -59,7 +59,8 @@ def test_make_dist_builds_the_pgxn_archive(tmp_path):
     names = set(zipfile.ZipFile(archive).namelist())
     for required in ("META.json", "Makefile", "aws_lambda.control", "aws_commons.control",
                      "aws_lambda--1.0.sql", "aws_commons--1.0.sql", "aws_commons--1.0--1.1.sql",
-                     "aws_commons--1.1--1.2.sql", "requirements.txt",
+                     "aws_commons--1.1--1.2.sql", "aws_commons--1.2--1.2-full.sql",
+                     "aws_commons--1.2-full--1.2.sql", "requirements.txt",
                      "scripts/requirements-for",
                      "plpy_lambda/sql.py", "setup.py", "README.md"):
         assert f"aws_lambda-1.0.0/{required}" in names
