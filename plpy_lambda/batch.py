@@ -103,12 +103,15 @@ class _Loop:
         return out
 
 
-def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency, durations=None):
+def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency, durations=None,
+        release=True):
     """Yield (key, outcome) in the order of `calls`.
 
     `calls` yields (key, Invocation) or (key, LambdaError) for a call that could not be
     built; an outcome is invoke's result dict or the LambdaError of that call. With
     `durations` (a dict), each call that was made has its seconds there under its key.
+    With release, the connections and threads beyond their floors are given back when the
+    batch ends (Transport.release_surplus); deliver() keeps them from batch to batch.
     """
     transport = backend.transport
     checker = backend.checker(plpy)
@@ -199,6 +202,8 @@ def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency, dura
     finally:
         for call in in_flight:
             call.abandon()
+        if release:
+            transport.release_surplus()
 
 
 def _outcome(invocation, region, call):

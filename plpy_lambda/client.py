@@ -216,6 +216,12 @@ class Pool:
         else:
             conn.close()
 
+    def release_surplus(self):
+        """Close the idle connections beyond IDLE_FLOOR, the least recently used first."""
+        idle = self._idle
+        while len(idle) > IDLE_FLOOR:
+            idle.pop(0).close()
+
     def release_idle(self, now):
         """Close the connections beyond IDLE_FLOOR that have been idle IDLE_SECONDS."""
         cutoff = now - IDLE_SECONDS
@@ -309,6 +315,17 @@ class Transport:
             if len(pool._idle) > IDLE_FLOOR:
                 pool.release_idle(now)
         self.workers.release_idle()
+
+    def release_surplus(self):
+        """At the end of a batch (invoke_many; deliver() when nothing is left to send): back
+        to the floors at once, IDLE_FLOOR idle connections per endpoint and the workers'
+        floor of threads. An idle backend runs no Python (PL/Python holds the GIL between
+        calls, so no thread and no timer could give them back later): what a batch opened
+        beyond the floors is given back before it returns."""
+        for pool in self._pools.values():
+            if len(pool._idle) > IDLE_FLOOR:
+                pool.release_surplus()
+        self.workers.release_surplus()
 
     def head(self, pool, request, credentials):
         """The request's bytes before its body: signed now."""

@@ -169,7 +169,7 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_s
     if rows:
         claimed_by_id = {row["id"]: row for row in rows}
         outcomes = batch.run(plpy, state, _calls(rows), timeouts, operator_settings,
-                             max_concurrency, durations)
+                             max_concurrency, durations, release=False)
         record_columns = [[] for _ in RECORD_TYPES]  # RECORD's arrays, one value per delivery
         for delivery_id, outcome in outcomes:
             row = claimed_by_id[delivery_id]
@@ -181,6 +181,8 @@ def deliver_batch(plpy, state, batch_size, max_concurrency, timeouts, operator_s
                 reported.append(_reported(row, values[1], durations.get(delivery_id),
                                           time.monotonic() - claimed_at))
         interrupts.execute(plpy, plans["record"], record_columns)
+    else:  # nothing left to send: deliver() ends, or waits for more
+        state.transport.release_surplus()
     if report:
         report_batch(plpy, state, plans, reported)
     return counts

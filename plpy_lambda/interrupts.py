@@ -131,11 +131,12 @@ class Job:
 
 
 class _Worker:
-    __slots__ = ("job", "ready")
+    __slots__ = ("job", "ready", "thread")
 
     def __init__(self):
         self.job = None
         self.ready = threading.Condition(threading.Lock())
+        self.thread = None
 
 
 class Workers:
@@ -244,11 +245,30 @@ class Workers:
                 worker.job = False
                 worker.ready.notify()
 
+    def release_surplus(self, timeout=1.0):
+        """End the idle threads beyond the floor now, and wait (up to timeout seconds in
+        all) for them to be gone: an idle backend never runs them again to let them end."""
+        with self._lock:
+            surplus = self._threads - self._floor
+            if surplus <= 0:
+                return
+            leaving = self._idle[:surplus]
+            del self._idle[:surplus]
+            self._threads -= len(leaving)
+        for worker in leaving:
+            with worker.ready:
+                worker.job = False
+                worker.ready.notify()
+        deadline = time.monotonic() + timeout
+        for worker in leaving:
+            if worker.thread is not None:
+                worker.thread.join(max(0.0, deadline - time.monotonic()))
+
     def _spawn(self, worker, number):
         import signal
 
-        thread = threading.Thread(target=self._serve, args=(worker,),
-                                  name=f"{self._name}_{number}", daemon=True)
+        thread = worker.thread = threading.Thread(target=self._serve, args=(worker,),
+                                                  name=f"{self._name}_{number}", daemon=True)
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             thread.start()
