@@ -93,9 +93,7 @@ def single_script_1_2(cluster, conn):
                             ("create_aws_credentials(text,text,text)", "_aws_credentials_1")]:
         conn.execute(f"ALTER EXTENSION aws_commons DROP FUNCTION aws_commons.{function}")
         conn.execute(f"DROP FUNCTION aws_commons.{function}")
-        if cluster.major >= 17:  # 17 and later record the array type as a member too
-            conn.execute(f"ALTER EXTENSION aws_commons DROP TYPE aws_commons.{type_}[]")
-        conn.execute(f"ALTER EXTENSION aws_commons DROP TYPE aws_commons.{type_}")
+        conn.execute(f"ALTER EXTENSION aws_commons DROP TYPE aws_commons.{type_}")  # and its array type
         conn.execute(f"DROP TYPE aws_commons.{type_}")
     assert versions_and_members(conn) == ("1.2", [
         "function aws_commons.create_lambda_function_arn(text,text)",
