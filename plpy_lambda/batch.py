@@ -6,7 +6,7 @@ does not hide the others. At most max_concurrency requests are in flight and at
 most BUFFER_FACTOR times that many finished outcomes wait for an earlier one, so a
 batch of 10,000 calls holds little beyond its input.
 
-The calls (client.Call) run on the backend's own thread: one poll over all their
+The calls (exchange.Call) run on the backend's own thread: one poll over all their
 sockets, and over the pipe that worker threads write to when a connection they
 were making is ready. Each call has its own deadline (connect + request timeout
 from its start), as in invoke: past it, its outcome is LM002. A cancel or
@@ -19,13 +19,13 @@ ERROR is the usual one.
 import heapq
 import time
 
-from plpy_lambda import calllog, client, errors, invoke
+from plpy_lambda import calllog, client, errors, exchange, invoke
 from plpy_lambda.errors import BadArgument
 from plpy_lambda.interrupts import MAX_WORKERS, SLICE
 
 BUFFER_FACTOR = 8  # finished outcomes kept waiting for an earlier one, per unit of concurrency
 
-_ON_SOCKET = (client.SENDING, client.READING)
+_ON_SOCKET = (exchange.SENDING, exchange.READING)
 
 
 def check_concurrency(max_concurrency):
@@ -42,7 +42,7 @@ class _Loop:
     def __init__(self, workers):
         self.waiter = client.Waiter()
         self.workers = workers
-        self.waiter.set(workers.pipe(), client._IN)
+        self.waiter.set(workers.pipe(), exchange._IN)
         self.by_fd = {}  # fd -> Call on that socket
         self.registered = {}  # Call -> the fd it is registered with
         self.connecting = set()  # Calls whose connection a worker is making
@@ -64,7 +64,7 @@ class _Loop:
             else:
                 self.registered.pop(call, None)
         if new >= 0:
-            self.waiter.set(new, call.events or client._IN)
+            self.waiter.set(new, call.events or exchange._IN)
         if call.job is not None:
             self.connecting.add(call)
         else:
@@ -159,7 +159,7 @@ def run(plpy, backend, calls, timeouts, operator_settings, max_concurrency, dura
                         done[position] = (key, error)
                         continue
                     deadline = time.monotonic() + timeouts.total
-                    call = client.Call(transport, request, operator_settings.role_arn, timeouts, deadline,
+                    call = exchange.Call(transport, request, operator_settings.role_arn, timeouts, deadline,
                                        limit)
                     call.key = (position, key, invocation, region)
                     in_flight.add(call)

@@ -17,7 +17,7 @@
 
 import re
 
-from plpy_lambda import client, endpoints
+from plpy_lambda import endpoints, exchange
 from plpy_lambda.errors import BadConfiguration, BadSetting
 
 CONNECT_TIMEOUT = "aws_lambda.connect_timeout_ms"
@@ -32,7 +32,7 @@ REPORT_DELIVERIES = "aws_lambda.report_deliveries"  # the relay's: a NOTICE per 
 MAX_RESPONSE_BYTES = "aws_lambda.max_response_bytes"
 LOG_MIN_DURATION = "aws_lambda.log_min_duration"
 LOG_FAILURES = "aws_lambda.log_failures"
-DEFAULT_MAX_RESPONSE_BYTES = client.MAX_RESPONSE_BYTES  # Lambda's own limit
+DEFAULT_MAX_RESPONSE_BYTES = exchange.MAX_RESPONSE_BYTES  # Lambda's own limit
 MAX_RESPONSE_RANGE = (1024, 1073741823)  # up to the largest value PostgreSQL can hold
 _SIZE_UNITS = {"": 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3}
 DEFAULT_CONNECT_TIMEOUT_MS = 1000
