@@ -55,7 +55,8 @@ build/plpy_lambda_dir: FORCE
 
 install: install-python
 
-# Install into a fresh directory, check that the server's Python imports it, then swap.
+# Install into a fresh directory, check that the server's Python imports it, then swap
+# (two renames: a running server's backends that import meanwhile find the old or the new).
 # PIP_ROOT_USER_ACTION: pip before 22.1 (RHEL 9, Debian 11) has no --root-user-action.
 install-python:
 	@test -n "$(PYTHON)" || { echo "no Python for PL/Python: install postgresql-plpython3-$(MAJORVERSION)"; exit 1; }
@@ -72,8 +73,10 @@ install-python:
 	chmod -R go-w,a+rX '$(DESTDIR)$(PLPY_LAMBDA_DIR).new'
 	$(PYTHON) -I -c 'import sys; sys.path.insert(0, sys.argv[1]); import plpy_lambda.sql, botocore.credentials' \
 		'$(DESTDIR)$(PLPY_LAMBDA_DIR).new'
-	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR)'
+	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR).old'
+	if [ -e '$(DESTDIR)$(PLPY_LAMBDA_DIR)' ]; then mv '$(DESTDIR)$(PLPY_LAMBDA_DIR)' '$(DESTDIR)$(PLPY_LAMBDA_DIR).old'; fi
 	mv '$(DESTDIR)$(PLPY_LAMBDA_DIR).new' '$(DESTDIR)$(PLPY_LAMBDA_DIR)'
+	rm -rf '$(DESTDIR)$(PLPY_LAMBDA_DIR).old'
 
 uninstall: uninstall-python
 uninstall-python:

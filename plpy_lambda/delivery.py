@@ -138,7 +138,8 @@ SELECT count(*)::int AS pruned FROM removed
 """
 SUM_COUNTS = """
 WITH changes AS (
-    DELETE FROM aws_lambda_internal.delivery_counts RETURNING queued_by, status, deliveries)
+    DELETE FROM aws_lambda_internal.delivery_counts WHERE NOT replicated
+    RETURNING queued_by, status, deliveries)
 INSERT INTO aws_lambda_internal.delivery_counts (queued_by, status, deliveries)
 SELECT queued_by, status, sum(deliveries) FROM changes
 GROUP BY queued_by, status HAVING sum(deliveries) <> 0

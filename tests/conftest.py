@@ -5,7 +5,10 @@ postgresql.conf, credentials and region in the server's environment. The
 endpoint verifies every request's SigV4 signature against those credentials.
 """
 
+import contextlib
+import fcntl
 import os
+import tempfile
 
 import psycopg
 import pytest
@@ -56,6 +59,18 @@ def warm(db):
     """db after one successful call: the connection to the endpoint is open and reused."""
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
     return db
+
+
+@contextlib.contextmanager
+def installing():
+    """One "make install" or scripts/postgres build at a time, across the pytest-xdist
+    workers that scripts/test runs (they share the installs and the built majors)."""
+    with open(os.path.join(tempfile.gettempdir(), "aws_lambda-tests-install.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def request_id_line(emulator):

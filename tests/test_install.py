@@ -11,7 +11,7 @@ import pytest
 
 import fixture
 from cluster import major
-from conftest import ROOT
+from conftest import ROOT, installing
 
 
 def sharedir(pg_config="pg_config"):
@@ -85,8 +85,9 @@ def test_one_tree_installs_into_two_majors_each_with_its_own_python_directory(tm
     packaged = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_config"),
                       key=lambda path: major(os.path.dirname(path)))
     assert packaged, "no PostgreSQL from Debian's packages (/usr/lib/postgresql/NN)"
-    built = subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "18"],  # once: builds
-                           capture_output=True, text=True)
+    with installing():
+        built = subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "18"],  # once: builds
+                               capture_output=True, text=True)
     assert built.returncode == 0, f"scripts/postgres 18 could not build it:\n{built.stderr}"
     bin_directories = [os.path.dirname(packaged[-1]), built.stdout.strip().splitlines()[-1]]
     majors = [major(b) for b in bin_directories]
@@ -94,8 +95,9 @@ def test_one_tree_installs_into_two_majors_each_with_its_own_python_directory(tm
 
     tree = working_tree_copy(tmp_path / "src")
     for bin_directory in bin_directories:  # one after the other, from the same tree
-        done = subprocess.run(["make", "install", f"PG_CONFIG={bin_directory}/pg_config"],
-                              cwd=tree, capture_output=True, text=True)
+        with installing():
+            done = subprocess.run(["make", "install", f"PG_CONFIG={bin_directory}/pg_config"],
+                                  cwd=tree, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
 
     directories = [os.path.join(sharedir(f"{b}/pg_config"), "aws_lambda", "python")

@@ -29,7 +29,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import ACCESS_KEY, FUNCTIONS, REGION, ROOT, SECRET_KEY
+from conftest import ACCESS_KEY, FUNCTIONS, REGION, ROOT, SECRET_KEY, installing
 
 PACKAGE = pathlib.Path(ROOT) / "plpy_lambda"
 EMULATOR = pathlib.Path(ROOT) / "lambda_emulator"  # runs on the same Pythons (the 3.9 test below)
@@ -261,6 +261,11 @@ def wheels(directory):
 
 
 def make(*arguments, env=None):
+    with installing():
+        return _make(*arguments, env=env)
+
+
+def _make(*arguments, env=None):
     return subprocess.run(["make", "--no-print-directory", "-C", ROOT, *arguments],
                           capture_output=True, text=True, env=env)
 
@@ -421,6 +426,7 @@ print(len(names), "%d.%d" % sys.version_info[:2])
         port = wait_for_file(port_file, server)
         out = subprocess.run([python, "-c", f"""
 import boto3, json
+
 client = boto3.client("lambda", endpoint_url="http://127.0.0.1:{port}", region_name="{REGION}",
                       aws_access_key_id="{ACCESS_KEY}", aws_secret_access_key="{SECRET_KEY}")
 response = client.invoke(FunctionName="echo", Payload=b'{{"on": "python"}}')

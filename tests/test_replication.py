@@ -248,6 +248,13 @@ def test_a_subscriber_keeps_the_publishers_deliveries_and_sends_only_its_own(
         assert sub.execute("SELECT count(*) FROM aws_lambda.deliveries AS a "
                            "JOIN aws_lambda.deliveries AS b USING (id) "
                            "WHERE a.replicated AND NOT b.replicated").fetchone()[0] >= 5
+        # Each side counts its own: the counts the publisher keeps came along, marked replicated.
+        counted = dict(sub.execute("SELECT status, deliveries FROM aws_lambda.delivery_status()").fetchall())
+        assert counted["succeeded"] == 10
+        assert sub.execute("SELECT count(*) FROM aws_lambda_internal.delivery_counts WHERE replicated"
+                           ).fetchone()[0] >= 1
+        assert dict(pub.execute("SELECT status, deliveries FROM aws_lambda.delivery_status()").fetchall()
+                    )["succeeded"] == 40
         # A replicated delivery is the publisher's: not redelivered here.
         with pytest.raises(psycopg.errors.NoDataFound):
             sub.execute("SELECT aws_lambda.redeliver(id) FROM aws_lambda.deliveries "

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from cluster import Cluster, free_port
-from conftest import ROOT, SERVER_ENV
+from conftest import ROOT, SERVER_ENV, installing
 
 OLD, NEW = 15, 18
 DONE = {1: "succeeded", 2: "succeeded", 3: "dead", 4: "failed", 5: "succeeded"}
@@ -42,6 +42,11 @@ SELECT aws_lambda.invoke_on_commit(%(function)s, json_build_object('i', %(i)s::i
 def built_and_installed(major, tmp_path_factory):
     """The bin directory of scripts/postgres MAJOR, with aws_lambda installed into it by
     make install PG_CONFIG=<bindir>/pg_config."""
+    with installing():
+        return _built_and_installed(major, tmp_path_factory)
+
+
+def _built_and_installed(major, tmp_path_factory):
     started = time.monotonic()
     built = subprocess.run([os.path.join(ROOT, "scripts", "postgres"), str(major)],
                            capture_output=True, text=True)
