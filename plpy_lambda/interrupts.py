@@ -31,7 +31,9 @@ import time
 from plpy_lambda import errors
 
 SLICE = 0.02  # seconds between interrupt checks
-GRACE = 0.01  # seconds past a call's deadline before the backend stops waiting for its connect
+# Seconds past a call's deadline that the backend waits for its connect job to report: the
+# job's own timeout ends it at the deadline, and a busy machine may take that long to run it.
+GRACE = 0.1
 MAX_WORKERS = 64
 FLOOR_WORKERS = 4  # threads kept however long they are idle
 IDLE_SECONDS = 5.0  # the others end once no more than FLOOR_WORKERS were busy this long
