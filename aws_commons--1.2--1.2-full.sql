@@ -1,7 +1,7 @@
 -- aws_commons 1.2 as the first releases' single script made it (only the Lambda function
 -- ARN) to the full 1.2: adds what 1.0 and 1.1 define and that install lacks; on a full 1.2
 -- it changes nothing. Then "ALTER EXTENSION aws_commons UPDATE" goes back to 1.2 by name
--- (aws_commons--1.2-full--1.2.sql), the version RDS shows. README: "aws_commons versions".
+-- (aws_commons--1.2-full--1.2.sql), the version RDS shows. docs/install.md: "aws_commons versions".
 \echo Use "ALTER EXTENSION aws_commons UPDATE TO '1.2-full'" to load this file. \quit
 
 DO $$

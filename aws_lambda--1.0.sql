@@ -394,7 +394,7 @@ WHERE CASE WHEN r.ordinality IS NULL
 $$;
 
 -- Commit-time delivery: invocations queued in the caller's transaction and sent after
--- COMMIT by aws_lambda.deliver() (README: "Invoking after commit").
+-- COMMIT by aws_lambda.deliver() (docs/delivery.md).
 
 -- The server a delivery was queued on: its system identifier, which a streaming standby
 -- shares with its primary (so a promoted standby delivers what its primary queued) and
@@ -604,7 +604,7 @@ $py$;
 -- invocation_type defaults to Event. The common shape (a bare name and the defaults, a
 -- payload within 1 MB) needs no further check; any other goes through _check_queued, once
 -- per distinct set of arguments. The whole body is in each overload: one PL/pgSQL call per
--- queued row is what queueing costs (README: "Performance").
+-- queued row is what queueing costs (docs/performance.md).
 CREATE FUNCTION aws_lambda.invoke_on_commit(
     IN function_name text,
     IN payload json,

@@ -11,7 +11,7 @@ aws_lambda.deliver() commits after each batch. Rows that logical replication cop
 here from another server (`replicated`) are that server's: never claimed, recorded or
 removed here.
 
-Retry policy (README "Invoking after commit"): an error that a later attempt may
+Retry policy (docs/delivery.md): an error that a later attempt may
 cure (no connection, timeout, throttling, 5xx, lost connection, missing
 credentials or configuration) is retried with exponential backoff and jitter until
 aws_lambda.delivery_max_attempts attempts or aws_lambda.delivery_max_age, then

@@ -9,7 +9,7 @@ the function's own log (which the caller asked for). A function's error payload 
 cut to DETAIL_CHARS characters; NUL, which text cannot hold, reads as U+FFFD.
 """
 
-# SQLSTATEs, documented in the README's error table.
+# SQLSTATEs, documented in docs/errors.md's error table.
 NULL_VALUE_NOT_ALLOWED = "22004"
 INVALID_PARAMETER_VALUE = "22023"
 PROGRAM_LIMIT_EXCEEDED = "54000"
@@ -28,7 +28,7 @@ INVOKE_API_FAILED = "invoke API failed"
 
 # A function's error payload is cut to this many characters in DETAIL (so in the server
 # log and in last_error); the whole of it stays in invoke_many's payload column and in
-# aws_lambda.deliveries.response. README: "Errors".
+# aws_lambda.deliveries.response. docs/errors.md: "Errors".
 DETAIL_CHARS = 4000
 
 
@@ -337,7 +337,7 @@ def as_row(error):
     }
 
 
-# What commit-time delivery does after a failed attempt (README: "Retries").
+# What commit-time delivery does after a failed attempt (docs/errors.md: "Retries").
 RETRY, DEAD, FAILED = "pending", "dead", "failed"
 
 

@@ -16,8 +16,8 @@ dies its backend stops delivering within about a second and the rows it had clai
 back to the queue. SIGTERM or SIGINT: finish the CALL in progress
 (canceled after --grace seconds; a canceled batch stays queued), then exit 0.
 
-With --metrics-address HOST:PORT it serves Prometheus metrics at /metrics (README
-"Operating it"; needs prometheus_client: pip install '.[relay]'). It then sets
+With --metrics-address HOST:PORT it serves Prometheus metrics at /metrics
+(docs/operating.md; needs prometheus_client: pip install '.[relay]'). It then sets
 aws_lambda.report_deliveries in its session, so that deliver() reports each batch's
 outcomes, and every second the queue's gauges, in a NOTICE: no query of its own.
 """

@@ -1,6 +1,6 @@
 """The function's answer: every valid JSON answer comes back, every other one is LM005.
 
-BAD_ANSWERS is the canonical table of answers that are refused (the README's error
+BAD_ANSWERS is the canonical table of answers that are refused (docs/errors.md's error
 section lists them): json and jsonb each refuse what PostgreSQL's json or jsonb input
 refuses, with a DETAIL saying why, and invoke_many makes each one that item's error
 row. A function error's text is cut in DETAIL (and so in the server log) and kept

@@ -106,7 +106,7 @@ def test_a_1_2_from_the_single_script_reaches_the_full_catalog_and_stays_1_2(clu
     database("aws_commons_fresh").execute("CREATE EXTENSION aws_commons")
     early = database("aws_commons_early")
     single_script_1_2(cluster, early)
-    early.execute("ALTER EXTENSION aws_commons UPDATE TO '1.2-full'")  # as README says
+    early.execute("ALTER EXTENSION aws_commons UPDATE TO '1.2-full'")  # as docs/install.md says
     early.execute("ALTER EXTENSION aws_commons UPDATE")
     assert versions_and_members(early)[0] == "1.2"
     assert snapshot(cluster, "aws_commons_early") == snapshot(cluster, "aws_commons_fresh")

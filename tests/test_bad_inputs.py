@@ -1,6 +1,6 @@
 """Bad input: every invoke argument checked before anything is sent.
 
-BAD_INPUTS is the canonical table (the README's error section shows it): each
+BAD_INPUTS is the canonical table (docs/errors.md shows it): each
 call is refused with a short error whose message names the argument, the
 endpoint receives nothing, and the session goes on.
 """

@@ -1,4 +1,4 @@
-"""A new connection's first call imports only what it needs (README: "Performance").
+"""A new connection's first call imports only what it needs (docs/performance.md).
 
 PL/Python starts a new interpreter in each backend, so every module plpy_lambda imports
 is paid for again by the first call of every connection. What only a rare path needs

@@ -28,7 +28,7 @@ def deliver(conn, sql="CALL aws_lambda.deliver()"):
 
 
 def operator_sets(db, **settings):
-    """As the README says: SET first (ALTER SYSTEM refuses a setting the session does not know)."""
+    """As docs/reference.md says: SET first (ALTER SYSTEM refuses a setting the session does not know)."""
     for name, value in settings.items():
         db.execute(f"SET aws_lambda.{name} = '{value}'")
         db.execute(f"ALTER SYSTEM SET aws_lambda.{name} = '{value}'")

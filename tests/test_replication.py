@@ -275,7 +275,7 @@ def test_a_subscriber_keeps_the_publishers_deliveries_and_sends_only_its_own(
 
 def test_a_pending_delivery_of_a_retired_publisher_is_handed_over_by_queueing_it_anew(
         endpoint, servers):
-    """The README's blue/green hand-over: what the old server left pending is queued on the
+    """docs/operating.md's blue/green hand-over: what the old server left pending is queued on the
     new one, which sends it once."""
     endpoint.reset()
     publisher = servers(fixture.cluster(endpoint.url, conf={"wal_level": "logical"}))

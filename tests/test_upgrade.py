@@ -5,7 +5,7 @@ scripts/postgres (pg_upgrade pairs two builds of one origin; the first run build
 major in a few minutes, later runs return at once; a major it cannot build fails the test).
 The extensions are installed for each major with `make install PG_CONFIG=<its
 pg_config>`, the new major's before anything is restored or upgraded into it, as
-README's "Upgrading PostgreSQL" says.
+docs/operating.md's "Upgrading PostgreSQL" says.
 
 On the old server some deliveries are done (succeeded, failed, dead) and some are still
 pending, among them an ordering_key chain whose first delivery went out before the
