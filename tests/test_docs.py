@@ -1,9 +1,11 @@
-"""Everything the extension defines is documented: each function, setting, column, SQLSTATE
-and relay metric appears, by its exact name, in the README or a file of docs/."""
+"""The documentation: every SQL example in the README and docs/ runs against a real cluster
+and the local endpoint, and everything the extension defines (each function, setting,
+column, SQLSTATE and relay metric) appears, by its exact name, in the README or docs/."""
 
 import glob
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -14,6 +16,56 @@ TEXT = "\n".join(open(path, encoding="utf-8").read() for path in DOCS)
 CODE = {name: open(os.path.join(ROOT, name), encoding="utf-8").read()
         for name in ("plpy_lambda/errors.py", "plpy_lambda/settings.py", "plpy_lambda/relay.py",
                      "sql/aws_lambda.sql")}
+
+
+NOT_RUN = "<!-- example not run by tests/test_docs.py: "
+# What the examples take for granted: the extension, a role app, and tables orders and
+# customers (an order 7 that is new), and a database shop; each example has a database of
+# its own.
+PRELUDE = """
+CREATE EXTENSION aws_lambda CASCADE;
+CREATE TABLE orders (id int PRIMARY KEY, state text);
+INSERT INTO orders VALUES (7, 'new');
+CREATE TABLE customers (id int PRIMARY KEY, email text, plan text);
+"""
+
+
+def sql_examples():
+    """(file, number, SQL, reason it is not run or None) for each ```sql block."""
+    for path in DOCS:
+        text = open(path, encoding="utf-8").read()
+        for number, match in enumerate(re.finditer(r"```sql\n(.*?)```", text, re.S), start=1):
+            before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            reason = before[len(NOT_RUN):].rstrip(" ->") if before.startswith(NOT_RUN) else None
+            yield os.path.relpath(path, ROOT), number, match.group(1), reason
+
+
+EXAMPLES = list(sql_examples())
+
+
+@pytest.mark.parametrize("path, number, sql, reason", EXAMPLES,
+                         ids=[f"{path}#{number}" for path, number, _, _ in EXAMPLES])
+def test_every_sql_example_runs(cluster, emulator, path, number, sql, reason):
+    if reason:
+        pytest.skip(reason)
+    database = "docs_" + re.sub(r"\W", "_", os.path.splitext(path)[0].lower()) + f"_{number}"
+    cluster.psql(f"DROP DATABASE IF EXISTS {database}", check=True)
+    cluster.psql(f"CREATE DATABASE {database}", check=True)
+    cluster.psql("DO $$ BEGIN CREATE ROLE app; EXCEPTION WHEN duplicate_object THEN END $$;", check=True)
+    if "DATABASE shop" in sql:
+        cluster.psql("DROP DATABASE IF EXISTS shop", check=True)
+        cluster.psql("CREATE DATABASE shop", check=True)
+    try:
+        cluster.psql(PRELUDE + sql, dbname=database, variables={"ON_ERROR_STOP": "1"}, check=True)
+    except subprocess.CalledProcessError as failed:
+        pytest.fail(f"{path}, SQL example {number} failed:\n{failed.output}")
+    finally:
+        cluster.psql(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_the_examples_are_found_and_most_run():
+    assert len(EXAMPLES) >= 15
+    assert sum(reason is None for _, _, _, reason in EXAMPLES) >= len(EXAMPLES) - 2
 
 
 def quoted(name):
