@@ -160,7 +160,9 @@ def test_exactly_once_starts_while_the_relay_is_killed_mid_batch_again_and_again
         wait_until(lambda: len(emulator.requests) >= sent_before + 3, 10, "a batch is in flight")
         relay.process.kill()
         relay.process.wait(10)
-        time.sleep(1.2)  # the killed relay's backend notices and lets its claim go
+        wait_until(lambda: queue.execute(  # the killed relay's backend notices and lets its claim go
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aws_lambda relay'"
+        ).fetchone()[0] == 0, 10, "the killed relay's backend is gone")
     queue.execute("DROP TABLE jobs")
     relays(cluster.dsn(), "--max-concurrency", "10")
     wait_until(lambda: queue.execute("SELECT count(*) FROM aws_lambda.deliveries "
