@@ -899,8 +899,7 @@ BEGIN
     END IF;
     IF pg_catalog.octet_length(event::text) >
        (CASE WHEN invocation_type = 'Event' THEN 1048576 ELSE 6291456 END) THEN
-        event := aws_lambda_internal._truncated_event(
-            TG_RELID, TG_OP, pg_catalog.to_jsonb(NEW), pg_catalog.to_jsonb(OLD), columns);
+        event := aws_lambda_internal._truncated_event(event, TG_RELID);
     END IF;
     queued_id := aws_lambda.invoke_on_commit(
         TG_ARGV[0], event, NULL, invocation_type, 'None', NULL, NULL, key);
@@ -959,38 +958,30 @@ SELECT CASE WHEN columns IS NULL OR row_value IS NULL THEN row_value
 $$;
 
 -- The event of a row whose whole event is over Lambda's limit: record and old_record with
--- only the primary key's columns, the names of the columns left out, and "truncated": true.
-CREATE FUNCTION aws_lambda_internal._truncated_event(
-    relation oid, operation text, new_row jsonb, old_row jsonb, columns text[])
+-- only the primary key's columns, the names of the other columns the event had, and
+-- "truncated": true.
+CREATE FUNCTION aws_lambda_internal._truncated_event(event json, relation oid)
 RETURNS json
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH key AS (
-    SELECT coalesce(array_agg(a.attname::text ORDER BY k.n), '{}') AS names
-    FROM pg_index AS i
-    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-    JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-    WHERE i.indrelid = relation AND i.indisprimary
-), sent AS (
-    SELECT a.attname::text AS name, a.attnum
-    FROM pg_attribute AS a
-    WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped
-      AND (columns IS NULL OR a.attname = ANY (columns))
-)
 SELECT json_build_object(
-    'type', operation,
-    'table', (SELECT c.relname FROM pg_class AS c WHERE c.oid = relation),
-    'schema', (SELECT n.nspname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-               WHERE c.oid = relation),
-    'record', CASE WHEN new_row IS NOT NULL THEN
-                  (SELECT coalesce(jsonb_object_agg(k, new_row -> k), '{}') FROM unnest(key.names) AS k) END,
-    'old_record', CASE WHEN old_row IS NOT NULL THEN
-                  (SELECT coalesce(jsonb_object_agg(k, old_row -> k), '{}') FROM unnest(key.names) AS k) END,
+    'type', event -> 'type', 'table', event -> 'table', 'schema', event -> 'schema',
+    'record', CASE WHEN json_typeof(event -> 'record') = 'object' THEN
+                  (SELECT coalesce(json_object_agg(e.key, e.value), '{}') FROM json_each(event -> 'record') AS e
+                   WHERE e.key = ANY (k.names)) END,
+    'old_record', CASE WHEN json_typeof(event -> 'old_record') = 'object' THEN
+                  (SELECT coalesce(json_object_agg(e.key, e.value), '{}') FROM json_each(event -> 'old_record') AS e
+                   WHERE e.key = ANY (k.names)) END,
     'truncated', true,
-    'columns_left_out', (SELECT coalesce(json_agg(s.name ORDER BY s.attnum), '[]') FROM sent AS s
-                         WHERE s.name <> ALL (key.names)))
-FROM key
+    'columns_left_out', (SELECT coalesce(json_agg(e.key), '[]')
+                         FROM json_each(CASE WHEN json_typeof(event -> 'record') = 'object'
+                                             THEN event -> 'record' ELSE event -> 'old_record' END) AS e
+                         WHERE e.key <> ALL (k.names)))
+FROM (SELECT coalesce(array_agg(a.attname::text), '{}') AS names  -- the primary key's columns
+      FROM pg_index AS i
+      JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+      WHERE i.indrelid = relation AND i.indisprimary) AS k
 $$;
 
 -- The ordering key of a row: its table and primary key values.
