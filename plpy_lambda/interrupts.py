@@ -235,25 +235,25 @@ class Workers:
     def release_idle(self):
         """End the threads beyond the floor if no more than `floor` have been busy at
         once for idle_seconds. They end as soon as they get the GIL."""
-        with self._lock:
-            surplus = self._threads - self._floor
-            if surplus <= 0 or time.monotonic() - self._wide_at < self._idle_seconds:
-                return
-            leaving = self._idle[:surplus]  # the least recently used
-            del self._idle[:surplus]
-            self._threads -= len(leaving)
-        for worker in leaving:
-            with worker.ready:
-                worker.job = False
-                worker.ready.notify()
+        self._end_surplus(self._idle_seconds)
 
     def release_surplus(self, timeout=1.0):
         """End the idle threads beyond the floor now, and wait (up to timeout seconds in
         all) for them to be gone: an idle backend never runs them again to let them end."""
+        deadline = time.monotonic() + timeout
+        for worker in self._end_surplus():
+            if worker.thread is not None:
+                worker.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _end_surplus(self, idle_seconds=None):
+        """Tell the idle threads beyond the floor, the least recently used, to end (with
+        idle_seconds: only once no more than `floor` have been busy at once that long).
+        Returns them."""
         with self._lock:
             surplus = self._threads - self._floor
-            if surplus <= 0:
-                return
+            if surplus <= 0 or (idle_seconds is not None
+                                and time.monotonic() - self._wide_at < idle_seconds):
+                return []
             leaving = self._idle[:surplus]
             del self._idle[:surplus]
             self._threads -= len(leaving)
@@ -261,10 +261,7 @@ class Workers:
             with worker.ready:
                 worker.job = False
                 worker.ready.notify()
-        deadline = time.monotonic() + timeout
-        for worker in leaving:
-            if worker.thread is not None:
-                worker.thread.join(max(0.0, deadline - time.monotonic()))
+        return leaving
 
     def _spawn(self, worker, number):
         import signal

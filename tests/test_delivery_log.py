@@ -38,6 +38,15 @@ def expired_succeeded(conn, n):
                     WHERE status = 'pending'""")
 
 
+def collected_reports(conn):
+    """The DETAILs, as JSON, of deliver()'s reports to conn: a list that grows as they come.
+    (A psycopg Diagnostic is valid only during its handler: the detail is read there.)"""
+    reports = []
+    conn.add_notice_handler(lambda d: reports.append(json.loads(d.message_detail))
+                            if d.message_primary == "aws_lambda: delivery report" else None)
+    return reports
+
+
 def test_delivery_status_keeps_count_through_every_change_of_status(queue):
     queue.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json) FROM generate_series(1, 3)")
     queue.execute("SELECT aws_lambda.invoke_on_commit('fail', '{}'::json, invocation_type => 'RequestResponse')")
@@ -116,9 +125,7 @@ def test_deliver_reports_each_batch_to_a_session_that_asks(queue, emulator):
     queue.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json) FROM generate_series(1, 3)")
     queue.execute("SELECT aws_lambda.invoke_on_commit('fail', '{}'::json, invocation_type => 'RequestResponse')")
     queue.execute("SELECT aws_lambda.invoke_on_commit('no-such-function', '{}'::json)")
-    reports = []
-    queue.add_notice_handler(lambda d: reports.append(json.loads(d.message_detail))
-                             if d.message_primary == "aws_lambda: delivery report" else None)
+    reports = collected_reports(queue)
     deliver(queue)
     assert reports == []  # only a session that asks
     queue.execute("SET aws_lambda.report_deliveries = on")
@@ -136,9 +143,7 @@ def test_a_report_lists_every_outcome_with_its_call_and_its_lag(queue, emulator)
     queue.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json)")
     queue.execute("SELECT aws_lambda.invoke_on_commit('fail', '{}'::json, invocation_type => 'RequestResponse')")
     queue.execute("SELECT aws_lambda.invoke_on_commit('no-such-function', '{}'::json)")
-    reports = []
-    queue.add_notice_handler(lambda d: reports.append(json.loads(d.message_detail))
-                             if d.message_primary == "aws_lambda: delivery report" else None)
+    reports = collected_reports(queue)
     deliver(queue, "CALL aws_lambda.deliver(batch_size => 10)")
     first = reports[0]
     outcomes = {(function, outcome): (seconds, lag) for function, outcome, seconds, lag in first["deliveries"]}
