@@ -69,7 +69,7 @@ class Metrics:
             "aws_lambda_relay_connected", "1 while the relay holds its database connection")
         self.reconnects = prom.Counter(
             "aws_lambda_relay_reconnects", "Connections made again after one was lost")
-        self.server, self.thread = prom.start_http_server(port, addr=host)
+        prom.start_http_server(port, addr=host)  # a daemon thread: it ends with the relay
 
     def record(self, report):
         for function, outcome, seconds, lag in report.get("deliveries", ()):
@@ -81,11 +81,6 @@ class Metrics:
         if "pending" in report:
             self.pending.set(report["pending"])
             self.oldest_pending.set(report["oldest_pending_seconds"])
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class Relay:
     """One connection that LISTENs and CALLs aws_lambda.deliver(), reconnecting as needed."""
