@@ -32,9 +32,12 @@ RETURNS void
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $py$
-import sys
+import gc, sys
 if "@PLPY_LAMBDA_DIR@" not in sys.path:
     sys.path.insert(0, "@PLPY_LAMBDA_DIR@")
+# What the import makes lives as long as the backend: no cycles to look for in it meanwhile.
+collecting = gc.isenabled()
+gc.disable()
 try:
     import plpy_lambda.sql
 except ImportError as error:
@@ -44,6 +47,9 @@ except ImportError as error:
                hint="Run \"make install\" as root in the aws_lambda source tree "
                     "(or pgxn install aws_lambda), then reconnect.",
                sqlstate="LM090")
+finally:
+    if collecting:
+        gc.enable()
 GD["plpy_lambda.sql"] = plpy_lambda.sql
 $py$;
 

@@ -18,11 +18,18 @@ Numbers are never converted (a valid 5,000-digit number is fine; Python would re
 to convert it) and objects are not built. Nesting deeper than Python's json can
 recurse is checked by a scanner that does not recurse. Also: the function's log
 tail (X-Amz-Log-Result) decoded for a HINT.
+
+A valid answer is checked by json's own C scanner (_json) alone: the json module
+imports re, which imports enum, and the three would be a third of a new connection's
+first call. The json module is imported only to say why an answer is refused.
 """
 
-import json
-import re
 import sys
+
+try:
+    from _json import make_scanner as _make_scanner
+except ImportError:  # a Python without json's C accelerator: the json module does it all
+    _make_scanner = None
 
 # Nesting of arrays and objects. PostgreSQL's json parser takes some 150 bytes of stack
 # a level: at the default max_stack_depth (2 MB) it reaches about 13,000.
@@ -104,7 +111,9 @@ def check(body):
 
 def _jsonb_problem(text):
     """Why jsonb cannot hold JSON text that json holds, or None."""
-    number = _out_of_range(text) if _MAYBE_OUT_OF_RANGE.search(text) else None
+    import re  # only for jsonb, and kept compiled by re
+
+    number = _out_of_range(text) if re.search(_MAYBE_OUT_OF_RANGE, text) else None
     if number is not None:
         shown = number if len(number) <= 40 else (
             f"{number[:20]}...{number[-12:]} ({len(number):,} characters)")
@@ -127,21 +136,50 @@ def _no_object(_pairs):
     return None
 
 
-_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_refuse_constant,
-                            object_pairs_hook=_no_object)
+class _Rules:
+    """What json.JSONDecoder(parse_int=str, parse_float=str, ...) gives its C scanner."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = staticmethod(_no_object)
+    parse_int = parse_float = str
+    parse_constant = staticmethod(_refuse_constant)
+
+
+_scan_value = _make_scanner(_Rules()) if _make_scanner is not None else None
+_SPACE = " \t\n\r"  # JSON's whitespace
 # Where a number jsonb may not hold can be: a run as long as numeric's scale (the
 # weight's limit is longer), or an exponent. A match in a string is possible: the
 # numbers are then looked at one by one.
-_MAYBE_OUT_OF_RANGE = re.compile(r"(?<![-+.0-9])[-+.0-9]{%d}|[0-9][eE]" % _NUMERIC_SCALE)
+_MAYBE_OUT_OF_RANGE = r"(?<![-+.0-9])[-+.0-9]{%d}|[0-9][eE]" % _NUMERIC_SCALE
+
+
+def _valid(text):
+    """True when text is JSON that json holds, as json.JSONDecoder.decode finds it with
+    the hooks above, but by its C scanner alone; False when it is not, or when the
+    scanner cannot tell (nested deeper than it recurses): the json module then says why."""
+    if _scan_value is None:
+        return False
+    start = len(text) - len(text.lstrip(_SPACE))
+    try:
+        end = _scan_value(text, start)[1]
+    except Exception:  # StopIteration (no value), _NotANumber, RecursionError, or, for
+        return False   # what json.decoder would name, SystemError when it is not imported
+    return end == len(text) or not text[end:].strip(_SPACE)
 
 
 def _json_problem(text, numbers=None):
     """Why json cannot hold text, or None. numbers (a _Numbers): note in it the first
     number jsonb cannot hold."""
+    if numbers is None and _valid(text):
+        return None
+    import json
+
     if (len(text) <= MAX_DEPTH or sys.getrecursionlimit() <= MAX_DEPTH
             or text.count("[") + text.count("{") <= MAX_DEPTH):
-        decoder = _DECODER if numbers is None else json.JSONDecoder(
-            parse_int=numbers.integer, parse_float=numbers.decimal,
+        decoder = json.JSONDecoder(
+            parse_int=str if numbers is None else numbers.integer,
+            parse_float=str if numbers is None else numbers.decimal,
             parse_constant=_refuse_constant, object_pairs_hook=_no_object)
         try:
             decoder.decode(text)
@@ -164,6 +202,8 @@ def _out_of_range(text):
 
 def _position_hint(error):
     """Where the JSON decoder stopped, as a HINT."""
+    import json
+
     if isinstance(error, json.JSONDecodeError):
         return f"{error.msg} at line {error.lineno:,}, column {error.colno:,}."
     return None
@@ -236,6 +276,8 @@ _PAIR = rb"\\ud[89ab][0-9a-f]{2}\\ud[c-f]"
 
 def _escape_problem(text):
     """What jsonb refuses among the \\u escapes of valid JSON text, or None."""
+    import re
+
     # First at C speed: with escaped backslashes out of the way every backslash starts an
     # escape; no \u0000, and as many surrogate pairs as high and as low halves: fine.
     escapes = text.replace("\\\\", "__").encode("utf-8").lower()
@@ -279,6 +321,8 @@ _VALUE, _FIRST_VALUE, _FIRST_KEY, _KEY, _COLON, _NEXT = range(6)
 def _scan(text, numbers):
     """Why json cannot hold text, or None, found by a scanner that keeps its own stack:
     for text nested deeper than Python's json recurses. numbers: as for _json_problem."""
+    import re
+
     stack = []
     state = _VALUE
     position = 0

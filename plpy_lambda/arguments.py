@@ -5,9 +5,6 @@ variable (`:'aws_lambda_arn_1'`) arrives as the text "(name,region)" in the text
 overload, with every later positional argument shifted by one place.
 """
 
-import json
-import re
-
 from plpy_lambda import names
 from plpy_lambda.errors import BadArgument, BadSetting, TooLarge
 
@@ -20,12 +17,15 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CONTEXT_LIMIT = 3583
 
-# Invoke's TenantId (botocore's model): 1 to 256 of these characters; sent as X-Amz-Tenant-Id.
+_ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# Invoke's TenantId (botocore's model: [a-zA-Z0-9\._:\/=+\-@ ]+): 1 to 256 of these
+# characters; sent as X-Amz-Tenant-Id.
 TENANT_ID_SETTING = "aws_lambda.tenant_id"
-_TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
-# Invoke's DurableExecutionName: 1 to 64 of these; sent as X-Amz-Durable-Execution-Name.
+_TENANT_ID = _ALPHANUMERIC + "._:/=+-@ "
+# Invoke's DurableExecutionName ([a-zA-Z0-9-_]+): 1 to 64 of these; sent as
+# X-Amz-Durable-Execution-Name.
 DURABLE_NAME_SETTING = "aws_lambda.durable_execution_name"
-_DURABLE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_DURABLE_NAME = _ALPHANUMERIC + "_-"
 
 
 class Invocation:
@@ -141,19 +141,21 @@ def durable_execution_name(argument, setting_text=None):
                          DURABLE_NAME_SETTING, "a durable execution name", "letters, digits, - and _")
 
 
-def _header_value(argument, setting_text, pattern, longest, argument_name, setting, what, takes):
+def _header_value(argument, setting_text, allowed, longest, argument_name, setting, what, takes):
     """The argument when given, else the setting's text; None when empty. Checked against
-    Invoke's member (pattern, 1 to `longest` characters): a bad argument is that argument's
-    error, a bad setting the setting's."""
+    Invoke's member (1 to `longest` of the characters `allowed`): a bad argument is that
+    argument's error, a bad setting the setting's."""
     value = argument if argument is not None else setting_text
     if not value:
         return None
-    if pattern.fullmatch(value):
+    if len(value) <= longest and not value.strip(allowed):  # nothing left: all allowed
         return value
     if len(value) > longest:
         problem = f"is {len(value):,} characters long; {what} has 1 to {longest}"
     else:
-        bad = next(character for character in value if not pattern.fullmatch(character))
+        import json
+
+        bad = next(character for character in value if character not in allowed)
         problem = f"{json.dumps(bad)} is not allowed; {what} takes {takes}"
     if argument is not None:
         raise BadArgument(argument_name, problem)
@@ -172,6 +174,8 @@ def _unshift(invocation_type, log_type, context, qualifier_json, qualifier):
     if context == DEFAULT_LOG_TYPE:
         context = None
     if qualifier_json is not None:
+        import json
+
         shifted = json.loads(qualifier_json)
         if not isinstance(shifted, str):
             raise BadArgument(
@@ -243,6 +247,8 @@ def check_payload_size(size, invocation_type):
 def with_delivery_id(context, delivery_id):
     """The client context (JSON text) of a queued RequestResponse delivery: the caller's,
     with the delivery's id added under custom.delivery_id (so a handler can tell a retry)."""
+    import json
+
     value = json.loads(context) if context is not None else {}
     custom = value.get("custom")
     value["custom"] = {**(custom if isinstance(custom, dict) else {}), "delivery_id": delivery_id}
@@ -253,6 +259,9 @@ def client_context(context):
     """The client context as sent (base64), checked: a JSON object within Lambda's limit."""
     if context is None:
         return None
+    import base64  # only for a call with a client context
+    import json
+
     try:
         value = json.loads(context)
     except ValueError:
@@ -260,8 +269,6 @@ def client_context(context):
     if not isinstance(value, dict):
         kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
         raise BadArgument("context", f"must be a JSON object, not a JSON {kind}")
-    import base64  # only for a call with a client context
-
     encoded = base64.b64encode(context.encode("utf-8")).decode("ascii")
     if len(encoded) > CONTEXT_LIMIT:
         raise TooLarge("context", len(encoded), CONTEXT_LIMIT, "a client context (base64-encoded)")

@@ -222,7 +222,7 @@ class Transport:
         last_stamp, last_body, signature = shape._last
         if last_stamp != stamp or last_body != body:  # the same payload within a second: as signed
             signature = shape.template.authorization(
-                sigv4._sha256(body).hexdigest(), stamp).encode()
+                sigv4.payload_hash(body), stamp).encode()
             shape._last = (stamp, body if len(body) <= 4096 else None, signature)
         return b"%s%s\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n" % (
             shape.start, stamp.encode(), signature, len(body))

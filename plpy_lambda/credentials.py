@@ -9,8 +9,8 @@ backend: a server process's environment does not change while it runs.
 Secrets stay inside the credential objects and the request signature.
 """
 
+import _thread
 import os
-import threading
 
 from plpy_lambda import errors
 
@@ -43,7 +43,7 @@ def environment_credentials():
 
 class CredentialSource:
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._session = None
         self._base = None
         self._assumed = {}

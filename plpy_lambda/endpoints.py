@@ -17,7 +17,6 @@ keeps each region's URL.
 """
 
 import os
-from collections import namedtuple
 
 from plpy_lambda import names
 from plpy_lambda.errors import BadConfiguration, NotInstalled
@@ -65,10 +64,18 @@ _REGION_VARIANTS = {
     "us-isof-south-1": frozenset({(False, True)}),
 }
 
-# What the environment and the profile say. `*_source` names the setting, for messages.
-Configured = namedtuple(
-    "Configured", "url url_source fips fips_source dualstack dualstack_source"
-)
+class Configured:
+    """What the environment and the profile say. `*_source` names the setting, for messages.
+    A plain class: collections.namedtuple would import collections on the first call."""
+
+    __slots__ = ("url", "url_source", "fips", "fips_source", "dualstack", "dualstack_source")
+
+    def __init__(self, url, url_source, fips, fips_source, dualstack, dualstack_source):
+        self.url, self.url_source = url, url_source
+        self.fips, self.fips_source = fips, fips_source
+        self.dualstack, self.dualstack_source = dualstack, dualstack_source
+
+
 NOTHING = Configured(None, None, False, None, False, None)
 
 

@@ -41,7 +41,6 @@ final too: another attempt would meet the same answer.
 
 import _socket
 import select
-import struct
 import sys
 import time
 
@@ -372,7 +371,7 @@ class Call:
         if self.reused and self._received == 0:
             info = _tcp_info(self.conn.sock)
             if info is not None:
-                rtt = struct.unpack_from("=I", info, _RTT)[0] / 1e6
+                rtt = int.from_bytes(info[_RTT:_RTT + 4], sys.byteorder) / 1e6
                 self._reset_until = min(now + min(max(4 * rtt, 0.01), RESET_WAIT),
                                         self._exchange_deadline)
                 self.state = RESET

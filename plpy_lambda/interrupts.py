@@ -24,8 +24,9 @@ backend asks them to as its next call starts (it cannot run timers while idle,
 as PL/Python holds the GIL then), and they end during that call's first wait.
 """
 
+import _signal
+import _thread
 import os
-import threading
 import time
 
 from plpy_lambda import errors
@@ -82,7 +83,7 @@ class Job:
         self._args = args
         self._workers = workers
         self._worker = None
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.done = False
         self.result = None
         self.error = None
@@ -133,12 +134,40 @@ class Job:
 
 
 class _Worker:
-    __slots__ = ("job", "ready", "thread")
+    """One worker thread. The backend hands it a job (or False: end) with give(); `_go` is
+    held whenever nothing has been given since the thread last took, and `_running` for
+    as long as the thread runs."""
+
+    __slots__ = ("job", "_go", "_running")
 
     def __init__(self):
         self.job = None
-        self.ready = threading.Condition(threading.Lock())
-        self.thread = None
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._running = _thread.allocate_lock()
+
+    def give(self, job):
+        """The job to run next, or False: end. Given only while the worker is idle."""
+        self.job = job
+        self._go.release()
+
+    def serve(self):
+        """The thread's loop: run what is given until told to end."""
+        try:
+            while True:
+                self._go.acquire()
+                job, self.job = self.job, None
+                if job is False:
+                    return
+                job._run()
+                del job
+        finally:
+            self._running.release()
+
+    def join(self, timeout):
+        """Wait until the thread has ended, at most timeout seconds."""
+        if self._running.acquire(timeout=max(0.0, timeout)):
+            self._running.release()
 
 
 class Workers:
@@ -156,17 +185,14 @@ class Workers:
     busy at once for idle_seconds.
     """
 
-    def __init__(self, max_workers=MAX_WORKERS, floor=FLOOR_WORKERS, idle_seconds=IDLE_SECONDS,
-                 name="plpy_lambda"):
+    def __init__(self, max_workers=MAX_WORKERS, floor=FLOOR_WORKERS, idle_seconds=IDLE_SECONDS):
         self._max = max_workers
         self._floor = floor
         self._idle_seconds = idle_seconds
-        self._name = name
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._idle = []  # _Worker waiting for a job, most recently used last
         self._threads = 0
         self._busy = 0
-        self._started = 0
         self._wide_at = time.monotonic()  # when more than `floor` were last busy at once
         self.wake_fd = None  # the backend waits on it with its sockets
         self._wake_write = None
@@ -206,21 +232,17 @@ class Workers:
                 self._wide_at = time.monotonic()
             if worker is None:
                 self._threads += 1
-                self._started += 1
-                number = self._started
         if worker is None:
             worker = _Worker()
             try:
-                self._spawn(worker, number)
+                self._spawn(worker)
             except BaseException:
                 with self._lock:
                     self._threads -= 1
                     self._busy -= 1
                 raise
         job._worker = worker
-        with worker.ready:
-            worker.job = job
-            worker.ready.notify()
+        worker.give(job)
         return job
 
     def release(self, worker):
@@ -242,8 +264,7 @@ class Workers:
         all) for them to be gone: an idle backend never runs them again to let them end."""
         deadline = time.monotonic() + timeout
         for worker in self._end_surplus():
-            if worker.thread is not None:
-                worker.thread.join(max(0.0, deadline - time.monotonic()))
+            worker.join(deadline - time.monotonic())
 
     def _end_surplus(self, idle_seconds=None):
         """Tell the idle threads beyond the floor, the least recently used, to end (with
@@ -258,33 +279,23 @@ class Workers:
             del self._idle[:surplus]
             self._threads -= len(leaving)
         for worker in leaving:
-            with worker.ready:
-                worker.job = False
-                worker.ready.notify()
+            worker.give(False)
         return leaving
 
-    def _spawn(self, worker, number):
-        import signal
-
-        thread = worker.thread = threading.Thread(target=self._serve, args=(worker,),
-                                                  name=f"{self._name}_{number}", daemon=True)
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            thread.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
     @staticmethod
-    def _serve(worker):
-        while True:
-            with worker.ready:
-                while worker.job is None:
-                    worker.ready.wait()
-                job, worker.job = worker.job, None
-            if job is False:
-                return
-            job._run()
-            del job
+    def _spawn(worker):
+        # _thread and _signal, not threading and signal: those import enum, functools and
+        # collections, which would be most of a new connection's first call.
+        previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+        try:
+            worker._running.acquire()
+            try:
+                _thread.start_new_thread(worker.serve, ())
+            except BaseException:
+                worker._running.release()
+                raise
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
 
     @property
     def threads(self):

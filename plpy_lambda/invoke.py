@@ -1,6 +1,5 @@
 """One invocation: a checked Invocation in, a result row out (or a LambdaError)."""
 
-import json
 import time
 
 from plpy_lambda import answers, calllog, client, endpoints, errors, names
@@ -161,6 +160,8 @@ def _header_text(value):
 
 
 def _service_message(body):
+    import json  # only for an error of the service
+
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):

@@ -14,8 +14,8 @@ fails the service's own validation:
   \$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+
 
 The model's patterns are Java regular expressions, matched against the whole value;
-Java's \d is [0-9]. Python's \d and \w match digits and letters of every script, so
-every pattern here is ASCII-only (explicit classes, and re.ASCII besides): a region
+Java's \d is [0-9]. Python's \d and \w match digits and letters of every script, and
+str.isdigit() takes them too, so every class here is ASCII-only, spelled out: a region
 'us-east-\u0661' or an account of Arabic-Indic digits is refused here, not sent.
 
 Where we are stricter than the model, on purpose:
@@ -34,9 +34,6 @@ Where we are stricter than the model, on purpose:
   shape does not allow.
 """
 
-import re
-import unicodedata
-
 from plpy_lambda.errors import BadArgument
 
 NAME_MAX = 64
@@ -44,25 +41,25 @@ QUALIFIER_MAX = 128
 FUNCTION_NAME_MAX = 256  # the model's NamespacedFunctionName: the whole text, qualifier included
 REGION_MAX = 63  # one DNS label
 
-_NAME = r"[A-Za-z0-9_-]+"
-_QUALIFIER = r"\$LATEST(?:\.PUBLISHED)?|[A-Za-z0-9_-]+"
-_ACCOUNT = r"[0-9]{12}"
-_FULL_ARN = re.compile(
-    rf"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>{_ACCOUNT})"
-    rf":function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?",
-    re.ASCII,
-)
-_PARTIAL_ARN = re.compile(
-    rf"(?P<account>{_ACCOUNT}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?",
-    re.ASCII,
-)
-_BARE_NAME = re.compile(rf"(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?", re.ASCII)
+# The forms, read without re (whose import, with enum's, would be a large part of a new
+# connection's first call): split at ":", which no part may hold, and each part checked
+# against its class of ASCII characters.
+#   full ARN     arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]
+#   partial ARN  <account>:function:<name>[:<qualifier>]
+#   name         <name>[:<qualifier>]
+# name [A-Za-z0-9_-]+; qualifier $LATEST, $LATEST.PUBLISHED or [A-Za-z0-9_-]+;
+# account [0-9]{12}; partition aws[a-z-]*; region [a-z0-9-]+ (then checked as a region).
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+_DIGITS = "0123456789"
+_WORD = _LOWER + _LOWER.upper() + _DIGITS + "_"  # \w with re.ASCII
+_NAME = _WORD + "-"
+_LATEST = ("$LATEST", "$LATEST.PUBLISHED")
 
-# Region names by partition, as botocore's partitions.json has them; kept here so
-# that validating a region needs no import. The test suite checks this table
-# against the installed botocore. Matched with re.ASCII: \w and \d are [A-Za-z0-9_]
-# and [0-9] here. Each pattern is compiled when a region is first matched against it
-# (re keeps it): a server whose regions are all in "aws" compiles one.
+# Region names by partition, as botocore's partitions.json has them (its regionRegex,
+# matched with re.ASCII); kept here so that validating a region needs no import. The
+# test suite checks this table against the installed botocore, and that every pattern
+# has the form _region_prefixes reads: <prefix>-\w+-\d+, the prefix literal but for one
+# group of alternatives at most.
 PARTITIONS = (
     ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+", "amazonaws.com"),
     ("aws-cn", r"cn-\w+-\d+", "amazonaws.com.cn"),
@@ -73,8 +70,62 @@ PARTITIONS = (
     ("aws-iso-f", r"us-isof-\w+-\d+", "csp.hci.ic.gov"),
     ("aws-us-gov", r"us-gov-\w+-\d+", "amazonaws.com"),
 )
-# The region in the model's ARN patterns: (eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}
-_REGION_SHAPE = re.compile(r"(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]", re.ASCII)
+REGION_TAIL = r"-\w+-\d+"
+_partition_prefixes = {}  # pattern -> its prefixes, read on first use
+
+
+def _only(text, characters):
+    """Whether text is one or more of characters (the class [characters]+)."""
+    return bool(text) and not text.strip(characters)
+
+
+def _is_name(text):
+    return _only(text, _NAME)
+
+
+def _is_qualifier(text):
+    return text in _LATEST or _only(text, _NAME)
+
+
+def _is_account(text):
+    return len(text) == 12 and _only(text, _DIGITS)
+
+
+def _region_shape(region):
+    r"""Whether region has the shape of the model's ARN patterns:
+    (eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}"""
+    if region.startswith("eusc-"):
+        region = region[5:]
+    parts = region.split("-")
+    if not (len(parts[0]) == 2 and _only(parts[0], _LOWER)):
+        return False
+    if len(parts) == 4 and (parts[1] == "gov" or (parts[1][:3] == "iso" and len(parts[1]) <= 4
+                                                  and _only(parts[1], _LOWER))):
+        del parts[1]
+    return len(parts) == 3 and _only(parts[1], _LOWER) and len(parts[2]) == 1 and _only(parts[2], _DIGITS)
+
+
+def _region_prefixes(pattern):
+    r"""The prefixes of a PARTITIONS pattern: "(us|eu)-\w+-\d+" has "us" and "eu"."""
+    head = pattern[:-len(REGION_TAIL)]
+    before, _, group = head.partition("(")
+    if not group:
+        return (head,)
+    options, _, after = group.partition(")")
+    return tuple(before + option + after for option in options.split("|"))
+
+
+def _in_partition(region, pattern):
+    r"""Whether region matches a PARTITIONS pattern, <prefix>-\w+-\d+ (re.ASCII, whole)."""
+    prefixes = _partition_prefixes.get(pattern)
+    if prefixes is None:
+        prefixes = _partition_prefixes[pattern] = _region_prefixes(pattern)
+    for prefix in prefixes:
+        if region.startswith(prefix + "-"):
+            word, dash, number = region[len(prefix) + 1:].rpartition("-")
+            if dash and _only(word, _WORD) and _only(number, _DIGITS):
+                return True
+    return False
 
 
 class FunctionRef:
@@ -118,11 +169,8 @@ def parse_function_name(text, argument="function_name"):
         raise BadArgument(argument, "must not be NULL", null=True)
     if text == "":
         raise BadArgument(argument, "must not be empty")
-    for pattern in (_FULL_ARN, _PARTIAL_ARN, _BARE_NAME):
-        match = pattern.fullmatch(text)
-        if match:
-            break
-    else:
+    parts = _function_name_parts(text)
+    if parts is None:
         raise BadArgument(
             argument,
             f'"{_clip(text)}" is not a Lambda function name, name:qualifier, partial ARN '
@@ -131,7 +179,6 @@ def parse_function_name(text, argument="function_name"):
             or "A name uses letters, digits, hyphens and underscores, at most 64 of them; "
             "a full ARN looks like arn:aws:lambda:us-east-1:123456789012:function:my-function.",
         )
-    parts = match.groupdict()
     if len(parts["name"]) > NAME_MAX:
         raise BadArgument(
             argument,
@@ -163,11 +210,35 @@ def parse_function_name(text, argument="function_name"):
     )
 
 
+def _function_name_parts(text):
+    """The parts of one of the four forms (see above), by name; None for none of them."""
+    parts = text.split(":")
+    qualifier = None
+    if len(parts) in (2, 4, 8):
+        qualifier = parts.pop()
+        if not _is_qualifier(qualifier):
+            return None
+    if len(parts) == 1:
+        found = {"name": parts[0]}
+    elif len(parts) == 3 and parts[1] == "function" and _is_account(parts[0]):
+        found = {"account": parts[0], "name": parts[2]}
+    elif (len(parts) == 7 and parts[0] == "arn" and parts[2] == "lambda" and parts[5] == "function"
+          and parts[1].startswith("aws") and (len(parts[1]) == 3 or _only(parts[1][3:], _LOWER + "-"))
+          and _only(parts[3], _LOWER + _DIGITS + "-") and _is_account(parts[4])):
+        found = {"partition": parts[1], "region": parts[3], "account": parts[4], "name": parts[6]}
+    else:
+        return None
+    if not _is_name(found["name"]):
+        return None
+    found["qualifier"] = qualifier
+    return found
+
+
 def check_qualifier(qualifier, argument="qualifier"):
     """A version number, $LATEST, $LATEST.PUBLISHED or an alias name, 1 to 128 characters."""
     if qualifier is None:
         return None
-    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not re.fullmatch(_QUALIFIER, qualifier, re.ASCII):
+    if not 1 <= len(qualifier) <= QUALIFIER_MAX or not _is_qualifier(qualifier):
         raise BadArgument(
             argument,
             f'"{_clip(qualifier)}" is not a version or alias: use $LATEST, $LATEST.PUBLISHED, a '
@@ -180,8 +251,7 @@ def check_qualifier(qualifier, argument="qualifier"):
 
 def check_region(region, argument="region"):
     """A region name of a known partition. The endpoint's host name is built from it."""
-    if (len(region) > REGION_MAX or not _REGION_SHAPE.fullmatch(region)
-            or partition_of(region) is None):
+    if len(region) > REGION_MAX or not _region_shape(region) or partition_of(region) is None:
         raise BadArgument(
             argument, f'"{_clip(region)}" is not an AWS region name such as us-east-1',
             hint=_non_ascii_hint(region),
@@ -192,7 +262,7 @@ def check_region(region, argument="region"):
 def _partition_entry(region):
     """The PARTITIONS row whose region pattern matches, or None."""
     for entry in PARTITIONS:
-        if re.fullmatch(entry[1], region, re.ASCII):
+        if _in_partition(region, entry[1]):
             return entry
     return None
 
@@ -257,6 +327,8 @@ def _non_ascii_hint(text):
     """Name the first character that is not ASCII: "us-east-１" looks right but is not."""
     for ch in text:
         if ord(ch) > 0x7F:
+            import unicodedata
+
             name = unicodedata.name(ch, "")
             what = f"U+{ord(ch):04X} {name}" if name else f"U+{ord(ch):04X}"
             return (f'It contains "{ch}" ({what}); function names, ARNs, qualifiers and '

@@ -38,7 +38,6 @@ unusable CA bundle or proxy URL, LM020) is not kept: the next call tries again.
 import _socket
 import errno
 import os
-import re
 import time
 
 from plpy_lambda import endpoints, errors
@@ -330,6 +329,8 @@ def _proxy(url, endpoint):
 
 def _masked(url):
     """url with anything that may be a user name or password replaced by ***."""
+    import re
+
     return re.sub(r"//.*@", "//***:***@", url, flags=re.DOTALL)
 
 
@@ -390,6 +391,8 @@ def tls_context(config):
 def cause(error):
     """A short, secret-free description of a transport error."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    import re
+
     return re.sub(r" \(_ssl\.c:\d+\)", "", text)[:300]
 
 

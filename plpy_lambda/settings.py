@@ -15,8 +15,6 @@
   DATABASE ... SET it); the SQL layer passes its current value in.
 """
 
-import re
-
 from plpy_lambda import endpoints, exchange
 from plpy_lambda.errors import BadConfiguration, BadSetting
 
@@ -190,7 +188,7 @@ def parse_operator_settings(values, seconds=None):
     role_arn = (values.get(ROLE_ARN) or "").strip() or None
     if endpoint is not None:
         endpoint = endpoints.checked_url(endpoint, f"{ENDPOINT_OVERRIDE} in the server configuration")
-    if role_arn is not None and not re.fullmatch(_ROLE_ARN, role_arn):
+    if role_arn is not None and not _matches(_ROLE_ARN, role_arn):
         raise BadConfiguration(
             f'{ROLE_ARN} in the server configuration is not an IAM role ARN: "{role_arn[:100]}"',
             hint="Use arn:aws:iam::123456789012:role/name, or remove the setting.",
@@ -201,7 +199,7 @@ def parse_operator_settings(values, seconds=None):
 def _log_min_duration(text):
     """aws_lambda.log_min_duration, as log_min_duration_statement reads it: milliseconds, or
     a number with ms, s or min; -1 turns it off (None). In seconds."""
-    match = re.fullmatch(r"(-1|\d{1,9})\s*(ms|s|min)?", text)
+    match = _matches(r"(-1|\d{1,9})\s*(ms|s|min)?", text)
     if match is None:
         raise BadConfiguration(
             f'{LOG_MIN_DURATION} in the server configuration is not a duration: "{text[:40]}"',
@@ -213,7 +211,7 @@ def _log_min_duration(text):
 
 def _size_in_bytes(text):
     """aws_lambda.max_response_bytes: bytes, or PostgreSQL's memory units (kB, MB, GB)."""
-    match = re.fullmatch(r"(\d{1,12})\s*(B|kB|MB|GB)?", text)
+    match = _matches(r"(\d{1,12})\s*(B|kB|MB|GB)?", text)
     value = int(match[1]) * _SIZE_UNITS[match[2] or ""] if match else None
     low, high = MAX_RESPONSE_RANGE
     if value is None or not low <= value <= high:
@@ -224,3 +222,10 @@ def _size_in_bytes(text):
             "(Lambda's own limit).",
         )
     return value
+
+
+def _matches(pattern, text):
+    """re.fullmatch, with re imported only when the configuration sets what needs it."""
+    import re
+
+    return re.fullmatch(pattern, text, re.ASCII)

@@ -4,9 +4,12 @@ Each gets plpy and GD passed in. Failures come back as error columns (invoke's: 
 its error columns kept for failure()), never as Python exceptions, so that the SQL layer
 can raise them with RDS's exact message, DETAIL and a SQLSTATE of ours (an exception
 leaving PL/Python is always printed as "Type: message", with a traceback).
+
+batch and delivery are imported by the functions that use them: a connection whose
+first call is an invoke does not pay for them.
 """
 
-from plpy_lambda import arguments, backend, batch, delivery, errors, invoke, settings
+from plpy_lambda import arguments, backend, errors, invoke, settings
 
 _ENQUEUE = ("SELECT aws_lambda.invoke_on_commit($1, $2::json, $3, $4, $5, $6::json, $7, "
             "tenant_id => coalesce($8, ''), durable_execution_name => $9) AS id")
@@ -107,6 +110,8 @@ def invoke_many(plpy, GD, function_name, payloads, region, invocation_type, log_
 
     An item's error row keeps what the function gave: its error payload (LM010) in
     payload, when the shell's type holds it, and log_result (log_type => 'Tail')."""
+    from plpy_lambda import batch
+
     state = backend.state(GD)
     try:
         shared = arguments.from_sql(
@@ -173,6 +178,8 @@ def check_queued(GD, function_name, region, invocation_type, log_type, context, 
                  composite_region, from_composite, payload_size, tenant_id=None,
                  tenant_setting=None, durable_execution_name=None):
     """aws_lambda_internal._check_queued: invoke_on_commit's arguments as stored, or the error."""
+    from plpy_lambda import delivery
+
     try:
         queued = delivery.check(backend.state(GD), function_name, region, invocation_type,
                                 log_type, context, qualifier, composite_region, from_composite,
@@ -185,6 +192,8 @@ def check_queued(GD, function_name, region, invocation_type, log_type, context, 
 def deliver_batch(plpy, GD, batch_size, max_concurrency, connect_timeout, request_timeout,
                   conf_load_time, report_deliveries=None):
     """aws_lambda_internal._deliver_batch: the counts per status of one delivered batch, or the error."""
+    from plpy_lambda import delivery
+
     state = backend.state(GD)
     try:
         timeouts = settings.timeouts(connect_timeout, request_timeout)
@@ -200,6 +209,8 @@ def deliver_batch(plpy, GD, batch_size, max_concurrency, connect_timeout, reques
 
 def prune_deliveries(plpy, GD, conf_load_time, every):
     """aws_lambda_internal._prune_deliveries: how many expired deliveries it removed, or the error."""
+    from plpy_lambda import delivery
+
     state = backend.state(GD)
     try:
         operator_settings = settings.operator_settings(plpy, state.settings_cache,

@@ -21,7 +21,8 @@ NUMBER = r"[\d,]+(\.\d+)?"
 SECTIONS = {
     "Warm path": r"aws_lambda\.invoke\('noop', \.\.\.\)\s+\d+\.\d+ ms\s+\d+\.\d+ x",
     "Throughput": r"(?m)^  1\s+" + r"\s+".join([NUMBER] * 4) + r"\s+\d+\.\d+ x",
-    "Cold start": r"the first invoke's cost \(median difference\)\s+-?\d+\.\d+ ms",
+    "Cold start": r"connect \+ a one-line plpython3u function\s+\d+\.\d+ ms(.|\n)*"
+                  r"the first invoke's cost \(over connect \+ SELECT 1\)\s+-?\d+\.\d+ ms",
     "Payload size": r"1 MB \([\d,]+ bytes\)\s+\d+\.\d+ ms\s+\d+\.\d+ ms\s+\d+\.\d+ x",
     "Memory": r"invoke_many, max_concurrency 16\s+[+-]\d+\.\d+ MB\s+[+-]\d+\.\d+ MB",
     "Commit-time delivery": r"CALL aws_lambda\.deliver\(\) \(max_concurrency 32\)\s+[\d,]+\s+\d+\.\d+ x",

@@ -8,12 +8,14 @@ a fresh interpreter (-I, nothing of this environment's) for the modules, and in 
 backend for the first call itself.
 """
 
-import json
+import base64
 import os
 import subprocess
 import sys
 from urllib.parse import urlsplit
 
+import psycopg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,17 +37,33 @@ RARE = {
     "dataclasses": "nothing: plain classes",
     "http.client": "a proxy's answer to CONNECT",
     "ssl": "an https:// endpoint's TLS (its context is made when the route is decided)",
+    # The standard library's heavier modules: re imports enum, and json imports re;
+    # threading and signal import enum, functools and collections.
+    "json": "a client context, the reason an answer is refused, the service's error message",
+    "re": "a jsonb answer's number and \\u checks, the reason an answer is refused, an "
+          "operator setting with a unit, a role ARN, a proxy's message",
+    "enum": "nothing of ours (re, signal)",
+    "threading": "nothing: _thread",
+    "signal": "nothing: _signal",
+    "collections": "nothing: plain classes",
+    "hashlib": "a payload of sigv4.PAYLOAD_OPENSSL bytes or more (OpenSSL's SHA-256)",
+    "hmac": "nothing: sigv4's own HMAC",
+    "struct": "nothing: int.from_bytes",
+    "unicodedata": "the hint of a name that is not ASCII",
+    "heapq": "invoke_many's timers",
+    "plpy_lambda.batch": "invoke_many, deliver()",
+    "plpy_lambda.delivery": "invoke_on_commit and deliver()",
 }
 
 
 def imported_by(modules):
     """The modules a fresh interpreter holds after importing plpy_lambda.<each of modules>."""
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
             + "; ".join(f"import plpy_lambda.{name}" for name in modules)
-            + "; print(json.dumps(sorted(sys.modules)))")
+            + "; print(' '.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-I", "-c", code, ROOT], capture_output=True, text=True,
                          check=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    return set(json.loads(out.stdout))
+    return set(out.stdout.split())
 
 
 def test_the_checks_of_a_call_import_nothing_a_rare_path_needs():
@@ -54,21 +72,44 @@ def test_the_checks_of_a_call_import_nothing_a_rare_path_needs():
     assert not found, f"imported by {', '.join(CHECKS)}: {found}"
 
 
-def test_the_first_call_of_a_new_connection_imports_only_what_it_needs(db):
-    """The server's credentials are in its environment, it has no shared AWS file and no
-    proxy: botocore, urllib, http.client, dataclasses and the relay's modules stay
-    unimported."""
-    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
-                      ).fetchone() == (200,)
+def modules_of(db):
+    """The modules the backend's Python holds (listed without importing anything)."""
     notices = []
     db.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary))
-    db.execute("DO $$import sys, json; plpy.notice(json.dumps(sorted(sys.modules)))$$ "
-               "LANGUAGE plpython3u")
-    loaded = set(json.loads(notices[-1]))
-    assert "plpy_lambda.sql" in loaded
-    never = ("botocore", "urllib", "http", "email", "dataclasses", "argparse",
-             "psycopg", "plpy_lambda.relay")
-    assert not [name for name in loaded if name in never or name.split(".")[0] in never]
+    db.execute("DO $$import sys; plpy.notice(' '.join(sorted(sys.modules)))$$ LANGUAGE plpython3u")
+    return set(notices[-1].split())
+
+
+def test_the_first_call_of_a_new_connection_imports_only_what_it_needs(db):
+    """The server's credentials are in its environment, it has no shared AWS file and no
+    proxy, the answer is JSON and the payload small: of RARE, of the relay's modules and of
+    what they import, the first invoke imports nothing."""
+    before = modules_of(db)
+    assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)"
+                      ).fetchone() == (200,)
+    added = modules_of(db) - before
+    assert "plpy_lambda.sql" in added
+    never = set(RARE) | {"http", "email", "argparse", "logging", "psycopg", "plpy_lambda.relay"}
+    assert not sorted(name for name in added
+                      if name in never or name.split(".")[0] in never), sorted(added)
+
+
+def test_what_a_first_call_did_not_import_comes_when_needed(db, emulator):
+    """The imports left for later come with the call that needs them: a jsonb answer is
+    checked with re, a refused one explained with json, a large payload hashed by OpenSSL."""
+    before = modules_of(db)
+    db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)")
+    assert not {"re", "json", "hashlib"} & (modules_of(db) - before)
+    db.execute("SELECT payload FROM aws_lambda.invoke('simple', '{\"n\": 1e5}'::jsonb)")
+    assert "re" in modules_of(db)
+    db.execute("SELECT status_code FROM aws_lambda.invoke('simple', "
+               "json_build_object('pad', repeat('x', 70000)))")
+    assert "hashlib" in modules_of(db)
+    emulator.set_fault("simple", "raw", count=1, body_base64=base64.b64encode(b"not json").decode())
+    with pytest.raises(psycopg.Error) as caught:
+        db.execute("SELECT * FROM aws_lambda.invoke('simple', '{}'::json)")
+    assert caught.value.sqlstate == "LM005"
+    assert "json" in modules_of(db)
 
 
 # Endpoint URLs as an operator may write them: mostly the normal form, and what is near it.

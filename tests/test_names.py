@@ -1,8 +1,11 @@
 """Function names, regions and the psql-variable rule, without PostgreSQL (pure code)."""
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plpy_lambda import arguments, names
 from plpy_lambda.errors import BadArgument, TooLarge
@@ -71,6 +74,30 @@ def test_partition_table_matches_botocore():
     theirs = {(p["id"], p["regionRegex"].strip("^$").replace("\\-", "-"), p["outputs"]["dnsSuffix"])
               for p in data["partitions"]}
     assert set(names.PARTITIONS) <= theirs
+
+
+# Regions near the partitions' patterns: their prefixes, the word and the number, with
+# what should make them fail (no word, a hyphen in it, Unicode letters and digits).
+REGIONS = st.builds(
+    lambda prefix, word, number: f"{prefix}{word}{number}",
+    st.sampled_from(["us-", "eu-", "cn-", "eusc-de-", "us-iso-", "us-isob-", "eu-isoe-",
+                     "us-isof-", "us-gov-", "mx-", "eusc-", "u-", "us", "xx-", "US-", ""]),
+    st.text(alphabet="abzAZ09_-\u00e9", max_size=8),
+    st.sampled_from(["-1", "-12", "-", "1", "-\u0661", "-1a", ""]))
+
+
+def test_every_partition_pattern_is_one_the_matcher_reads():
+    for _, pattern, _ in names.PARTITIONS:
+        assert pattern.endswith(names.REGION_TAIL) and pattern.count("(") <= 1, pattern
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+@given(REGIONS)
+def test_regions_are_matched_as_botocore_patterns_match_them(region):
+    """names.py matches PARTITIONS without re; here re says what each pattern matches."""
+    expected = next((partition for partition, pattern, _ in names.PARTITIONS
+                     if re.fullmatch(pattern, region, re.ASCII)), None)
+    assert names.partition_of(region) == expected
 
 
 @pytest.mark.parametrize(
