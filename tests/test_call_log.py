@@ -8,6 +8,8 @@ import psycopg
 import pytest
 
 import fixture
+from plpy_lambda import settings
+from plpy_lambda.errors import BadConfiguration
 
 SECRET = "payload-secret-4711"
 
@@ -95,6 +97,17 @@ def test_a_malformed_log_setting_is_lm020(emulator, setting, value):
         assert caught.value.diag.message_primary.startswith(f"{setting} in the server configuration is not")
     finally:
         pg.stop()
+
+
+@pytest.mark.parametrize("setting, text", [
+    ("aws_lambda.log_min_duration", "\u0663"),  # ARABIC-INDIC DIGIT THREE
+    ("aws_lambda.log_min_duration", "2\u00a0s"),  # a no-break space
+    ("aws_lambda.max_response_bytes", "\uff16MB"),  # FULLWIDTH DIGIT SIX
+])
+def test_numbers_in_settings_are_ascii_as_postgresql_reads_them(setting, text):
+    with pytest.raises(BadConfiguration) as caught:
+        settings.parse_operator_settings({setting: text})
+    assert caught.value.message.startswith(f"{setting} in the server configuration is not")
 
 
 def test_a_canceled_call_is_left_to_postgresqls_own_log(logged, emulator):

@@ -36,6 +36,25 @@ def test_signature_matches_botocore(function, qualifier, token):
     assert ours.get("X-Amz-Security-Token") == token
 
 
+@pytest.mark.parametrize("size", [0, sigv4.PAYLOAD_OPENSSL - 1, sigv4.PAYLOAD_OPENSSL, 1_000_000])
+@pytest.mark.parametrize("secret", ["wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "k" * 100])
+def test_signature_matches_botocore_for_any_body_and_secret(size, secret):
+    """Bodies on both sides of the switch from CPython's SHA-256 to OpenSSL's, and a secret
+    longer than HMAC's 64-byte block (which HMAC hashes first)."""
+    credentials = ReadOnlyCredentials("AKIDEXAMPLE", secret, None)
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    headers = {"X-Amz-Invocation-Type": "RequestResponse"}
+    path = "/2015-03-31/functions/simple/invocations"
+    ours = sigv4.sign("POST", "lambda.us-east-1.amazonaws.com", path, "", headers, body,
+                      "us-east-1", "lambda", credentials)
+    theirs = AWSRequest(method="POST", url="https://lambda.us-east-1.amazonaws.com" + path, data=body,
+                        headers={**headers, "X-Amz-Date": ours["X-Amz-Date"]})
+    signer = SigV4Auth(credentials, "lambda", "us-east-1")
+    signer._timestamp = lambda: ours["X-Amz-Date"]
+    signer.add_auth(theirs)
+    assert ours["Authorization"] == theirs.headers["Authorization"]
+
+
 def test_a_warm_call_needs_no_botocore_with_environment_credentials(db):
     """The common case (keys in the server's environment) imports neither botocore nor urllib3."""
     db.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")
