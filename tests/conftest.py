@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 
 import psycopg
 import pytest
@@ -71,6 +72,29 @@ def installing():
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def reload_configuration(db):
+    """pg_reload_conf(), then wait until db's session has read the files again. The
+    postmaster reads them before it tells the backends, so a new connection sees them too."""
+    (loaded,) = db.execute("SELECT pg_conf_load_time()").fetchone()
+    db.execute("SELECT pg_reload_conf()")
+    wait_until(lambda: db.execute("SELECT pg_conf_load_time()").fetchone()[0] != loaded, 10,
+               "the server has read its configuration again")
+
+
+def wait_until(condition, timeout, what):
+    """Wait until condition() is true, looking every 10 ms; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def all_answered(emulator):
+    """Whether the endpoint has answered every request it received (a function that ran has
+    returned): for wait_until."""
+    return lambda: all(record.status is not None for record in emulator.requests)
 
 
 def request_id_line(emulator):

@@ -14,6 +14,8 @@ import json
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plpy_lambda import answers, errors
 from conftest import request_id_line
@@ -152,6 +154,36 @@ def test_the_check_agrees_with_postgresql(db, cluster, monkeypatch):
             if problem is not None and "deeper than" in problem.reason:
                 continue
             assert (problem is None) == holds, (body[:40], kind)
+
+
+# JSON as Python writes it (NaN included), the same with one character changed, and text
+# made of JSON's characters.
+DUMPED = st.builds(
+    lambda value, indent: json.dumps(value, indent=indent),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                             max_size=3),
+                 max_leaves=8),
+    st.sampled_from([None, 0, 1, "\t"]))
+EDITED = st.builds(lambda text, at, put: text[:at % (len(text) + 1)] + put + text[at % (len(text) + 1) + 1:],
+                   DUMPED, st.integers(0, 60), st.sampled_from(["", ",", "]", "}", "\\", '"', "\x01", " ", "e"]))
+JSONISH = st.one_of(DUMPED, EDITED, st.text(alphabet='{}[]:," \t\n\\u0aeE.-+19truefalsnNI\x01\u00e9',
+                                            max_size=24))
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True, database=None)
+@given(JSONISH)
+def test_json_is_checked_without_the_json_module_as_the_json_module_checks_it(text):
+    """answers._valid, json's C scanner alone, accepts what json.JSONDecoder with the same
+    hooks accepts, and nothing else."""
+    decoder = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=answers._refuse_constant,
+                               object_pairs_hook=answers._no_object)
+    try:
+        decoder.decode(text)
+        expected = True
+    except (ValueError, answers._NotANumber):
+        expected = False
+    assert answers._valid(text) == expected
 
 
 def test_jsonb_takes_an_exponent_of_int_max_over_2_from_postgresql_16_on(db, cluster, emulator):

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import threads_and_sockets
+from conftest import all_answered, threads_and_sockets, wait_until
 
 SLEEP_30 = """SELECT aws_lambda.invoke('sleep', '{"seconds": 30}'::json)"""
 SLACK = 0.25  # seconds allowed on top of the deadline, for a busy 2-core CI machine
@@ -48,10 +48,8 @@ class Running:
 
 def wait_until_received(emulator, function, timeout=5):
     """Wait until the endpoint has the request: the invoke is then in flight."""
-    end = time.monotonic() + timeout
-    while not any(r.function == function for r in emulator.requests):
-        assert time.monotonic() < end, f"{function} was never invoked"
-        time.sleep(0.01)
+    wait_until(lambda: any(r.function == function for r in emulator.requests), timeout,
+               f"{function} is invoked")
 
 
 def timed(conn, sql):
@@ -97,10 +95,8 @@ def test_pg_terminate_backend_ends_the_backend_promptly(db, session, emulator, c
     error = running.wait()
     assert isinstance(error, psycopg.OperationalError)
     assert running.ended - terminated_at < SLACK
-    deadline = time.monotonic() + 1
-    while db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() != (0,):
-        assert time.monotonic() < deadline, "the terminated backend is still listed"
-        time.sleep(0.02)
+    wait_until(lambda: db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                  (pid,)).fetchone() == (0,), 1, "the terminated backend is gone")
     # The backend ended cleanly: no crash, so the other sessions were not reset.
     assert db.execute("SELECT status_code FROM aws_lambda.invoke('simple', '{}'::json)").fetchone() == (200,)
     assert "terminated by signal" not in cluster.server_log()
@@ -144,7 +140,7 @@ def test_request_timeout_ends_the_call_and_does_not_send_it_again(db, emulator):
     assert "(200 ms)" in error.diag.message_hint
     assert "not retried" in error.diag.message_hint
     assert elapsed < 0.2 + SLACK
-    time.sleep(2)  # the abandoned call has finished on the endpoint by now
+    wait_until(all_answered(emulator), 5, "the abandoned call has finished on the endpoint")
     assert emulator.invocations("sleep") == 1
     assert [r.function for r in emulator.requests] == ["simple", "sleep"]
     assert db.execute("SELECT 1").fetchone() == (1,)

@@ -9,6 +9,7 @@ import time
 import psycopg
 import pytest
 
+from conftest import reload_configuration
 from plpy_lambda import names
 
 
@@ -20,7 +21,7 @@ def queue(db, emulator):
     yield db
     emulator.clear_faults()
     db.execute("ALTER SYSTEM RESET ALL")  # the operator_sets() below
-    db.execute("SELECT pg_reload_conf()")
+    reload_configuration(db)
 
 
 def deliver(conn, sql="CALL aws_lambda.deliver()"):
@@ -30,16 +31,11 @@ def deliver(conn, sql="CALL aws_lambda.deliver()"):
 def operator_sets(db, **settings):
     """As docs/reference.md says: SET first (ALTER SYSTEM refuses a setting the session does not
     know); then reload, and wait until this session has read the files again."""
-    (loaded,) = db.execute("SELECT pg_conf_load_time()").fetchone()
     for name, value in settings.items():
         db.execute(f"SET aws_lambda.{name} = '{value}'")
         db.execute(f"ALTER SYSTEM SET aws_lambda.{name} = '{value}'")
         db.execute(f"RESET aws_lambda.{name}")
-    db.execute("SELECT pg_reload_conf()")
-    deadline = time.monotonic() + 10
-    while db.execute("SELECT pg_conf_load_time()").fetchone()[0] == loaded:
-        assert time.monotonic() < deadline, "the server did not reload its configuration"
-        time.sleep(0.01)
+    reload_configuration(db)
 
 
 def row(db, delivery_id, columns="status, attempts, status_code"):

@@ -15,8 +15,8 @@ import time
 import psycopg
 import pytest
 
-from conftest import request_id_line
-from test_relay import relays, wait_until  # noqa: F401 (relays is a fixture)
+from conftest import request_id_line, wait_until
+from test_relay import relays  # noqa: F401 (a fixture)
 
 ARN = re.compile(r"arn:aws:lambda:us-east-1:123456789012:function:(\w+):\$LATEST"
                  r"/durable-execution/([\w-]+)/[\w-]+")

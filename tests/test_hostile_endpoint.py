@@ -21,7 +21,8 @@ import time
 import psycopg
 import pytest
 
-from conftest import FUNCTIONS, backend_resources, threads_and_sockets
+from conftest import (FUNCTIONS, all_answered, backend_resources, reload_configuration,
+                      threads_and_sockets, wait_until)
 from plpy_lambda import client, interrupts
 from lambda_emulator import Emulator
 
@@ -191,7 +192,7 @@ def test_a_call_that_outlasts_its_deadline_is_never_longer(warm, emulator):
         diag, elapsed = failing(warm)
         assert diag.sqlstate == "LM002"
         assert elapsed < 0.3 + 0.1  # the request timeout, not the connect one too: no grace
-    time.sleep(2)
+    wait_until(all_answered(emulator), 5, "the endpoint is done with the late answers")
 
 
 # -- a cancel stops invoke_many at once, and nothing is sent after it ------------------
@@ -315,13 +316,11 @@ def operator(db):
         db.execute(f"SET {name} = '{value}'")
         db.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         db.execute(f"RESET {name}")
-        db.execute("SELECT pg_reload_conf()")
-        time.sleep(0.2)
+        reload_configuration(db)
 
     yield sets
     db.execute("ALTER SYSTEM RESET ALL")
-    db.execute("SELECT pg_reload_conf()")
-    time.sleep(0.2)
+    reload_configuration(db)
 
 
 def test_the_operator_sets_the_limit(cluster, emulator, operator):

@@ -20,7 +20,7 @@ import pytest
 
 import fixture
 from cluster import free_port
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 BATCH = 100  # deliver()'s default batch size: the most a crash may send twice
 QUEUE_SLEEPS = """
@@ -95,13 +95,6 @@ def own_server():
             pg.stop()
     finally:
         emu.stop()
-
-
-def wait_until(condition, timeout, what):
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting until {what}"
-        time.sleep(0.05)
 
 
 def statuses(conn):

@@ -7,9 +7,9 @@ import sys
 import urllib.request
 
 from cluster import free_port
-from conftest import ROOT
+from conftest import ROOT, wait_until
 from prometheus import Prometheus, needs_prometheus
-from test_relay import relays, statuses, wait_until  # noqa: F401  (the fixture)
+from test_relay import relays, statuses  # noqa: F401  (the fixture)
 
 RULES = os.path.join(ROOT, "examples", "prometheus", "aws_lambda_alerts.yml")
 

@@ -18,7 +18,8 @@ import pytest
 
 import fixture
 from cluster import Cluster
-from test_relay import relays, wait_until  # noqa: F401 (relays is a fixture)
+from conftest import wait_until
+from test_relay import relays  # noqa: F401 (a fixture)
 
 QUEUE = """
 SELECT aws_lambda.invoke_on_commit('echo', json_build_object('i', i, 'on', %s::text),

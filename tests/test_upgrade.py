@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from cluster import Cluster, free_port
-from conftest import ROOT, SERVER_ENV, installing
+from conftest import ROOT, SERVER_ENV, installing, wait_until
 
 OLD, NEW = 15, 18
 DONE = {1: "succeeded", 2: "succeeded", 3: "dead", 4: "failed", 5: "succeeded"}
@@ -122,13 +122,6 @@ def sent_per_i(emulator):
 
 def sent_in_order(emulator, wanted):
     return [i for i in (json.loads(r.body)["i"] for r in emulator.requests) if i in wanted]
-
-
-def wait_until(condition, timeout, what):
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting until {what}"
-        time.sleep(0.1)
 
 
 def old_server_with_a_queue(pg, emulator):

@@ -101,8 +101,9 @@ def import_profile(top=10):
     ranked = sorted(groups.items(), key=lambda item: -item[1][1])
     rest = ranked[top:]
     rows = [[package, f"{n}", ms(us / 1e6), f"{us / total:.0%}"] for package, (n, us) in ranked[:top]]
-    rows.append([f"{len(rest)} other packages", f"{sum(n for _, (n, _) in rest)}",
-                 ms(sum(us for _, (_, us) in rest) / 1e6), f"{sum(us for _, (_, us) in rest) / total:.0%}"])
+    if rest:
+        rows.append([f"{len(rest)} other packages", f"{sum(n for _, (n, _) in rest)}",
+                     ms(sum(us for _, (_, us) in rest) / 1e6), f"{sum(us for _, (_, us) in rest) / total:.0%}"])
     rows.append(["total", f"{len(imports)}", ms(total / 1e6), "100%"])
     table(["import plpy_lambda.sql, by top-level package", "modules", "self time", "share"], rows)
     print()
