@@ -2,7 +2,7 @@
 
 import time
 
-from plpy_lambda import answers, calllog, client, endpoints, errors, names
+from plpy_lambda import answers, client, endpoints, errors, names
 from plpy_lambda.errors import BadArgument, BadConfiguration
 
 USER_AGENT = "aws_lambda-postgresql/1.0"
@@ -39,11 +39,18 @@ def run(plpy, backend, call, timeouts, operator_settings, body=None):
         result = result_of(call, region, response)
     except errors.LambdaError as error:
         if operator_settings.logs_calls:
-            calllog.note(plpy, operator_settings, call, error, time.monotonic() - started)
+            _log(plpy, operator_settings, call, error, started)
         raise
     if operator_settings.logs_calls:
-        calllog.note(plpy, operator_settings, call, result, time.monotonic() - started)
+        _log(plpy, operator_settings, call, result, started)
     return result
+
+
+def _log(plpy, operator_settings, call, outcome, started):
+    """The server-log line of a slow or failed call, when the operator asks for them."""
+    from plpy_lambda import calllog
+
+    calllog.note(plpy, operator_settings, call, outcome, time.monotonic() - started)
 
 
 def request_headers(call):

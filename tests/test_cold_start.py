@@ -53,6 +53,7 @@ RARE = {
     "heapq": "invoke_many's timers",
     "plpy_lambda.batch": "invoke_many, deliver()",
     "plpy_lambda.delivery": "invoke_on_commit and deliver()",
+    "plpy_lambda.calllog": "aws_lambda.log_min_duration or aws_lambda.log_failures set",
 }
 
 
