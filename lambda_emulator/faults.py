@@ -33,7 +33,8 @@ Kinds and their parameters:
 
 Two kinds are not answers but properties of the server's keep-alive connections
 (``function`` is ignored, ``count`` counts the connections closed; requests are
-otherwise served normally):
+otherwise served normally; the fault's ``closed`` counts the connections closed once
+they are, for a test to wait on):
 
 - ``idle_close``: ``seconds`` (0.3), ``reset`` (False): a connection left idle for
   ``seconds`` after an answer is closed, as servers and load balancers close idle
@@ -84,6 +85,7 @@ class Fault:
     count: int | None  # None: every request
     params: dict
     used: int = 0
+    closed: int = 0  # connection faults: the connections closed so far (counted once closed)
 
     def as_dict(self):
         return asdict(self)
@@ -137,6 +139,11 @@ class FaultTable:
                 if fault.kind in CONNECTION_KINDS:
                     return fault
         return None
+
+    def closed(self, fault):
+        """A connection fault has closed its connection."""
+        with self._lock:
+            fault.closed += 1
 
     def use(self, fault):
         """A connection fault was applied: counts it, dropped when used up."""

@@ -35,7 +35,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address, emulator):
         self.emulator = emulator
         self._connections = set()
-        self._resets = set()  # connections to close with a TCP reset
+        self._closings = {}  # connection -> (reset, fault) for close_with
         self._connections_lock = threading.Lock()
         super().__init__(address, RequestHandler)
 
@@ -47,17 +47,20 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def shutdown_request(self, connection):
         with self._connections_lock:
             self._connections.discard(connection)
-            reset = connection in self._resets
-            self._resets.discard(connection)
+            reset, fault = self._closings.pop(connection, (False, None))
         if reset:  # no orderly end first: SO_LINGER 0 makes close() send a reset
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_request(connection)
-            return
-        super().shutdown_request(connection)
+        else:
+            super().shutdown_request(connection)
+        if fault is not None:
+            self.emulator.faults.closed(fault)
 
-    def reset_on_close(self, connection):
+    def close_with(self, connection, reset=False, fault=None):
+        """How the connection is to be closed: with a TCP reset or not, and the connection
+        fault that closes it (counted as closed once it is)."""
         with self._connections_lock:
-            self._resets.add(connection)
+            self._closings[connection] = (reset, fault)
 
     def close_connections(self):
         with self._connections_lock:
@@ -114,8 +117,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             if left <= 0:
                 if fault is not None and fault.kind == "idle_close":
                     faults_.use(fault)
-                    if fault.params["reset"]:
-                        self.server.reset_on_close(self.connection)
+                    self.server.close_with(self.connection, bool(fault.params["reset"]), fault)
                 return False
             try:
                 readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
@@ -127,6 +129,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 fault = faults_.connection_fault()
                 if fault is not None and fault.kind == "close_unread":
                     faults_.use(fault)
+                    self.server.close_with(self.connection, fault=fault)
                     return False
                 return True
 
@@ -210,7 +213,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if response.close:
             self.close_connection = True
             if isinstance(response, faults.Closing) and response.reset:
-                self.server.reset_on_close(self.connection)
+                self.server.close_with(self.connection, reset=True)
             self._log(0, 0)
             return
         if isinstance(response, faults.Streamed):

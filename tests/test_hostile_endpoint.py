@@ -116,7 +116,7 @@ def test_idle_close_closes_kept_alive_connections_left_idle(emu, reset, error):
     connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
     assert post(connection)[0].status == 200
     assert post(connection)[0].status == 200  # within 0.1 s: the connection is kept
-    time.sleep(0.3)
+    wait_until(lambda: emu.faults.list()[0]["closed"] == 1, 5, "the server has closed the idle connection")
     with pytest.raises((error, BrokenPipeError)):
         post(connection)
     assert emu.faults.list()[0]["used"] == 1
@@ -353,7 +353,7 @@ def test_a_connection_the_server_closed_while_idle_is_never_used(warm, emulator,
     emulator.reset()
     emulator.set_fault("*", "idle_close", seconds=0.1, reset=reset)
     assert warm.execute(SIMPLE).fetchone() == (200,)
-    time.sleep(0.3)  # the server closes the connection
+    wait_until(lambda: emulator.faults.list()[0]["closed"] >= 1, 5, "the server has closed the idle connection")
     assert warm.execute(SIMPLE).fetchone() == (200,)
     assert sent(emulator) == 2
     assert emulator.faults.list()[0]["used"] >= 1
