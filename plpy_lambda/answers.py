@@ -171,12 +171,15 @@ def _valid(text):
 def _json_problem(text, numbers=None):
     """Why json cannot hold text, or None. numbers (a _Numbers): note in it the first
     number jsonb cannot hold."""
-    if numbers is None and _valid(text):
-        return None
-    import json
-
+    # Python's json (its C scanner too) recurses a level per array or object, up to
+    # Python's recursion limit: where that is above MAX_DEPTH and the text may be
+    # nested deeper, only the scanner below, which keeps its own stack, is used.
     if (len(text) <= MAX_DEPTH or sys.getrecursionlimit() <= MAX_DEPTH
             or text.count("[") + text.count("{") <= MAX_DEPTH):
+        if numbers is None and _valid(text):
+            return None
+        import json
+
         decoder = json.JSONDecoder(
             parse_int=str if numbers is None else numbers.integer,
             parse_float=str if numbers is None else numbers.decimal,

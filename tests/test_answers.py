@@ -11,6 +11,7 @@ log_result is kept in invoke_many's error rows and in aws_lambda.deliveries.
 
 import base64
 import json
+import sys
 
 import psycopg
 import pytest
@@ -184,6 +185,20 @@ def test_json_is_checked_without_the_json_module_as_the_json_module_checks_it(te
     except (ValueError, answers._NotANumber):
         expected = False
     assert answers._valid(text) == expected
+
+
+def test_the_depth_limit_holds_whatever_python_s_recursion_limit(monkeypatch):
+    """A function of the same backend may raise Python's recursion limit: JSON nested
+    deeper than MAX_DEPTH is still refused, and is never handed to json's recursive C
+    scanner."""
+    monkeypatch.setattr(sys, "getrecursionlimit", lambda: 20_000)
+    deep = answers.MAX_DEPTH + 1
+    calls = []
+    monkeypatch.setattr(answers, "_valid", lambda text: calls.append(len(text)) or False)
+    problem = answers.check(b"[" * deep + b"]" * deep).problem_for("json")
+    assert problem is not None and "deeper than 5,000" in problem.reason
+    assert calls == []
+    assert answers.check(b"[" * 4000 + b"]" * 4000).problem_for("json") is None
 
 
 def test_jsonb_takes_an_exponent_of_int_max_over_2_from_postgresql_16_on(db, cluster, emulator):
