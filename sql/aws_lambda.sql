@@ -739,7 +739,8 @@ $py$;
 
 -- CALL aws_lambda.deliver(): batches until nothing is due, committing after each, and
 -- between them the chunks of pruning until none is left (or its minute has not come);
--- with run_for, keeps looking for new work (every 0.2 s) until that much time passed.
+-- with run_for, keeps looking for new work (every 0.2 s while there is none) until that
+-- much time passed.
 -- Runs as its caller (a procedure that commits can be neither SECURITY DEFINER nor SET).
 CREATE PROCEDURE aws_lambda.deliver(
     run_for interval DEFAULT NULL,
@@ -781,7 +782,7 @@ BEGIN
         dead := dead + done.dead;
         EXIT WHEN run_for IS NULL AND claimed = 0 AND pruned.pruned = 0;
         EXIT WHEN pg_catalog.clock_timestamp() >= stop_at;
-        IF claimed = 0 THEN
+        IF claimed = 0 AND pruned.pruned = 0 THEN  -- nothing to do: look again in 0.2 s
             PERFORM pg_catalog.pg_sleep(0.2);
             COMMIT;
         END IF;

@@ -104,6 +104,17 @@ def test_retention_prunes_in_chunks_and_deliver_goes_on_until_none_is_left(queue
     assert_status_is_the_truth(queue)
 
 
+def test_deliver_for_a_while_prunes_chunk_after_chunk_without_pausing(queue):
+    """As pg_cron's recipe runs it (run_for): a chunk that removed rows is followed at once
+    by the next; only a round that found nothing to send or remove waits 0.2 s."""
+    operator_sets(queue, delivery_retention="1 hour")
+    expired_succeeded(queue, 20 * CHUNK)
+    # With a pause after each chunk, 2 s would be 10 chunks at most.
+    queue.execute("CALL aws_lambda.deliver(run_for => interval '2 seconds')")
+    assert status(queue) == {"pending": 0, "succeeded": 0, "failed": 0, "dead": 0}
+    assert_status_is_the_truth(queue)
+
+
 def test_pruning_never_holds_up_a_claim_and_one_pruner_is_enough(queue, cluster, emulator):
     operator_sets(queue, delivery_retention="1 hour")
     expired_succeeded(queue, 100)
