@@ -27,6 +27,9 @@ CREATE TYPE aws_lambda_internal._invoke_result AS (
 );
 
 -- Import plpy_lambda into this backend's Python, from the directory fixed at install time.
+-- It never raises (an error raised in Python carries a traceback): when the import fails,
+-- a stand-in takes plpy_lambda.sql's place for the session, whose every entry point
+-- returns the failure (LM090) in its own shape, which the SQL layer raises as any other.
 CREATE FUNCTION aws_lambda_internal._load()
 RETURNS void
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
@@ -39,18 +42,36 @@ if "@PLPY_LAMBDA_DIR@" not in sys.path:
 collecting = gc.isenabled()
 gc.disable()
 try:
-    import plpy_lambda.sql
+    import plpy_lambda.sql as entry_points
 except ImportError as error:
-    plpy.error("aws_lambda: the server's Python cannot import \"%s\"" % error.name,
-               detail="plpy_lambda and its dependencies (botocore) are installed "
-                      "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
-               hint="Run \"make install\" as root in the aws_lambda source tree "
-                    "(or pgxn install aws_lambda), then reconnect.",
-               sqlstate="LM090")
+    failure = {
+        "error_sqlstate": "LM090",
+        "error_message": "aws_lambda: the server's Python cannot import \"%s\"" % error.name,
+        "error_detail": "plpy_lambda and its dependencies (botocore) are installed "
+                        "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
+        "error_hint": "Run \"make install\" as root in the aws_lambda source tree "
+                      "(or pgxn install aws_lambda), then reconnect.",
+    }
+
+    class Row(dict):  # a row of any entry point's type: its error columns, NULL elsewhere
+        def __missing__(self, column):
+            return None
+
+    class Unloaded:
+        def invoke_one(self, *args):
+            return None  # invoke's answer domain then raises failure()
+        def failure(self, GD):
+            return tuple(failure.values())
+        def invoke_many(self, *args):
+            return [Row(failure)]
+        def __getattr__(self, name):  # check_queued, deliver_batch, prune_deliveries
+            return lambda *args: Row(failure)
+
+    entry_points = Unloaded()
 finally:
     if collecting:
         gc.enable()
-GD["plpy_lambda.sql"] = plpy_lambda.sql
+GD["plpy_lambda.sql"] = entry_points
 $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call

@@ -31,24 +31,34 @@ def test_the_installed_script_names_a_fixed_root_owned_python_directory():
             assert os.stat(path).st_uid == 0
 
 
-def test_a_missing_package_gives_an_error_that_says_what_to_do(cluster):
-    """aws_lambda_internal._load() imports plpy_lambda from the installed directory; a copy of it
-    pointed at an empty one shows what a user of an incomplete installation sees."""
+def test_a_missing_package_gives_an_error_that_says_what_to_do(cluster, emulator):
+    """aws_lambda_internal._load() imports plpy_lambda from the installed directory. Pointed
+    at an empty one (in a database of its own), it shows what a user of an incomplete
+    installation sees, from every entry point: LM090 with what to do, and no traceback."""
     directory = os.path.join(sharedir(), "aws_lambda", "python")
-    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+    cluster.psql("DROP DATABASE IF EXISTS broken_install; CREATE DATABASE broken_install;", check=True)
+    with psycopg.connect(cluster.dsn(dbname="broken_install"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_lambda CASCADE")
         body = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'aws_lambda_internal._load'::regproc").fetchone()[0]
         assert directory in body
-        conn.execute("DROP SCHEMA IF EXISTS broken CASCADE")
-        conn.execute("CREATE SCHEMA broken")
-        conn.execute("CREATE FUNCTION broken.load() RETURNS void LANGUAGE plpython3u AS $py$"
+        conn.execute("CREATE OR REPLACE FUNCTION aws_lambda_internal._load() RETURNS void LANGUAGE plpython3u "
+                     "SET search_path = pg_catalog, pg_temp AS $py$"
                      + body.replace(directory, "/nonexistent/aws_lambda/python") + "$py$")
-        with pytest.raises(psycopg.Error) as caught:
-            conn.execute("SELECT broken.load()")
-        conn.execute("DROP SCHEMA broken CASCADE")
-    diag = caught.value.diag
-    assert diag.sqlstate == "LM090"
-    assert 'cannot import "plpy_lambda"' in diag.message_primary
-    assert "make install" in diag.message_hint
+    for statement in ["SELECT * FROM aws_lambda.invoke('simple', '{}'::json)",
+                      "SELECT * FROM aws_lambda.invoke('simple', '{}'::jsonb)",
+                      "SELECT * FROM aws_lambda.invoke_many('simple', ARRAY['{}']::json[])",
+                      "SELECT aws_lambda.invoke_on_commit('simple', '{}'::json, context => '{}'::json)",
+                      "CALL aws_lambda.deliver()"]:
+        with psycopg.connect(cluster.dsn(dbname="broken_install"), autocommit=True) as conn:
+            with pytest.raises(psycopg.Error) as caught:
+                conn.execute(statement)
+            assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
+        diag = caught.value.diag
+        assert diag.sqlstate == "LM090", statement
+        assert diag.message_primary == 'aws_lambda: the server\'s Python cannot import "plpy_lambda"'
+        assert "make install" in diag.message_hint
+        assert "Traceback" not in (diag.context or ""), diag.context
+    cluster.psql("DROP DATABASE broken_install;", check=True)
 
 
 def test_make_dist_builds_the_pgxn_archive(tmp_path):
