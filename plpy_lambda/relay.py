@@ -33,6 +33,8 @@ import threading
 
 import psycopg
 
+from plpy_lambda.delivery import REPORT  # deliver()'s NOTICE under aws_lambda.report_deliveries
+
 CHANNEL = "aws_lambda_deliveries"
 APPLICATION_NAME = "aws_lambda relay"
 CHECK_INTERVAL_MS = 1000  # client_connection_check_interval of the relay's backend
@@ -40,7 +42,6 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between reconnection attempts
 log = logging.getLogger("plpy-lambda-relay")
 
 
-REPORT = "aws_lambda: delivery report"  # deliver()'s NOTICE under aws_lambda.report_deliveries
 ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
 
