@@ -342,6 +342,23 @@ def test_the_pins_resolve_for_python(version, wheelhouse):
     assert wheels(wheelhouse(version)) == pins(version)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_relays_pins_resolve_for_python(version, tmp_path):
+    """requirements-relay.txt (the relay's own environment, never the server's) resolves for
+    each version, as wheels, to the versions it pins."""
+    pinned = subprocess.run([sys.executable, "scripts/requirements-for", version, "requirements-relay.txt"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    (tmp_path / "relay.txt").write_text(pinned)
+    out = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                          "--only-binary=:all:", "--python-version", version, "-d", str(tmp_path / "wheels"),
+                          "-r", str(tmp_path / "relay.txt")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    fetched = wheels(tmp_path / "wheels")
+    for line in pinned.split():
+        name, _, version_pinned = line.partition("==")
+        assert fetched[canonical(name.partition("[")[0])] == version_pinned, (line, fetched)
+
+
 def test_make_install_from_a_wheelhouse_reaches_no_registry(wheelhouse, tmp_path):
     directory = wheelhouse()
     assert wheels(directory) == pins(server_python_version())
