@@ -27,8 +27,7 @@ CREATE TYPE aws_lambda_internal._invoke_result AS (
 
 -- Import plpy_lambda into this backend's Python, from the directory fixed at install time.
 -- It never raises (an error raised in Python carries a traceback): when the import fails,
--- a stand-in takes plpy_lambda.sql's place for the session, whose every entry point
--- returns the failure (LM090) in its own shape, which the SQL layer raises as any other.
+-- _import_failed puts a stand-in in its place. Short: every new connection compiles it.
 CREATE FUNCTION aws_lambda_internal._load()
 RETURNS void
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
@@ -37,40 +36,50 @@ AS $py$
 import gc, sys
 if "@PLPY_LAMBDA_DIR@" not in sys.path:
     sys.path.insert(0, "@PLPY_LAMBDA_DIR@")
-# What the import makes lives as long as the backend: no cycles to look for in it meanwhile.
 collecting = gc.isenabled()
-gc.disable()
+gc.disable()  # what the import makes lives as long as the backend: no cycles to look for
 try:
-    import plpy_lambda.sql as entry_points
+    import plpy_lambda.sql
+    GD["plpy_lambda.sql"] = plpy_lambda.sql
 except ImportError as error:
-    failure = {
-        "error_sqlstate": "LM090",
-        "error_message": "aws_lambda: the server's Python cannot import \"%s\"" % error.name,
-        "error_detail": "plpy_lambda and its dependencies (botocore) are installed "
-                        "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
-        "error_hint": "Run \"make install\" as root in the aws_lambda source tree "
-                      "(or pgxn install aws_lambda), then reconnect.",
-    }
-
-    class Row(dict):  # a row of any entry point's type: its error columns, NULL elsewhere
-        def __missing__(self, column):
-            return None
-
-    class Unloaded:
-        def invoke_one(self, *args):
-            return None  # invoke's answer domain then raises failure()
-        def failure(self, GD):
-            return tuple(failure.values())
-        def invoke_many(self, *args):
-            return [Row(failure)]
-        def __getattr__(self, name):  # check_queued, deliver_batch, prune_deliveries
-            return lambda *args: Row(failure)
-
-    entry_points = Unloaded()
+    plpy.execute(plpy.prepare("SELECT aws_lambda_internal._import_failed($1)", ["text"]),
+                 [error.name])
 finally:
     if collecting:
         gc.enable()
-GD["plpy_lambda.sql"] = entry_points
+$py$;
+
+-- In place of plpy_lambda.sql for the session, after its import failed: every entry point
+-- returns the failure (LM090) in its own shape, which the SQL layer raises as any other.
+CREATE FUNCTION aws_lambda_internal._import_failed(module text)
+RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $py$
+failure = {
+    "error_sqlstate": "LM090",
+    "error_message": "aws_lambda: the server's Python cannot import \"%s\"" % module,
+    "error_detail": "plpy_lambda and its dependencies (botocore) are installed "
+                    "in @PLPY_LAMBDA_DIR@ by the extension's \"make install\".",
+    "error_hint": "Run \"make install\" as root in the aws_lambda source tree "
+                  "(or pgxn install aws_lambda), then reconnect.",
+}
+
+class Row(dict):  # a row of any entry point's type: its error columns, NULL elsewhere
+    def __missing__(self, column):
+        return None
+
+class Unloaded:
+    def invoke_one(self, *args):
+        return None  # invoke's answer domain then raises failure()
+    def failure(self, GD):
+        return tuple(failure.values())
+    def invoke_many(self, *args):
+        return [Row(failure)]
+    def __getattr__(self, name):  # check_queued, deliver_batch, prune_deliveries
+        return lambda *args: Row(failure)
+
+GD["plpy_lambda.sql"] = Unloaded()
 $py$;
 
 -- Many invocations of one function, rows in input order. An error of the whole call
@@ -148,7 +157,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT DISTINCT ON (f.name) f.name, f.setting
-FROM pg_catalog.pg_file_settings AS f
+FROM pg_catalog.pg_show_all_file_settings() AS f  -- pg_file_settings, without its view
 WHERE f.name IN ('aws_lambda.endpoint_override', 'aws_lambda.role_arn',
                  'aws_lambda.delivery_max_attempts', 'aws_lambda.delivery_max_age',
                  'aws_lambda.delivery_retention', 'aws_lambda.max_response_bytes',
