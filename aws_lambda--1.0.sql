@@ -1004,11 +1004,9 @@ AS $$
 SELECT json_build_object(
     'type', event -> 'type', 'table', event -> 'table', 'schema', event -> 'schema',
     'record', CASE WHEN json_typeof(event -> 'record') = 'object' THEN
-                  (SELECT coalesce(json_object_agg(e.key, e.value), '{}') FROM json_each(event -> 'record') AS e
-                   WHERE e.key = ANY (k.names)) END,
+                  coalesce(aws_lambda_internal._columns_of(event -> 'record', k.names), '{}') END,
     'old_record', CASE WHEN json_typeof(event -> 'old_record') = 'object' THEN
-                  (SELECT coalesce(json_object_agg(e.key, e.value), '{}') FROM json_each(event -> 'old_record') AS e
-                   WHERE e.key = ANY (k.names)) END,
+                  coalesce(aws_lambda_internal._columns_of(event -> 'old_record', k.names), '{}') END,
     'truncated', true,
     'columns_left_out', (SELECT coalesce(json_agg(e.key), '[]')
                          FROM json_each(CASE WHEN json_typeof(event -> 'record') = 'object'

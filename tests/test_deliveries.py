@@ -1,5 +1,6 @@
 """Invoking after commit: invoke_on_commit, the deliveries log, deliver(), retries, order."""
 
+import contextlib
 import json
 import os
 import re
@@ -36,6 +37,29 @@ def operator_sets(db, **settings):
         db.execute(f"ALTER SYSTEM SET aws_lambda.{name} = '{value}'")
         db.execute(f"RESET aws_lambda.{name}")
     reload_configuration(db)
+
+
+@contextlib.contextmanager
+def app_roles(queue, *roles):
+    """Login roles that may use aws_lambda, for the block; then the log is emptied and the
+    roles are dropped with what they own."""
+    for role in roles:
+        queue.execute(f"DROP ROLE IF EXISTS {role}")
+        queue.execute(f"CREATE ROLE {role} LOGIN")
+        queue.execute(f"GRANT USAGE ON SCHEMA aws_lambda TO {role}")
+        queue.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO {role}")
+    try:
+        yield
+    finally:
+        drop_roles(queue, *roles)
+
+
+def drop_roles(queue, *roles):
+    """Empty the log, then drop the roles with what they own."""
+    queue.execute("DELETE FROM aws_lambda.deliveries")
+    for role in roles:
+        queue.execute(f"DROP OWNED BY {role}")
+        queue.execute(f"DROP ROLE {role}")
 
 
 def row(db, delivery_id, columns="status, attempts, status_code"):
@@ -492,13 +516,8 @@ def test_succeeded_deliveries_are_removed_after_the_retention_age(queue, cluster
 
 
 def test_each_role_reads_only_the_deliveries_it_queued_and_writes_none(queue, cluster):
-    for role in ("shop", "billing", "auditor"):
-        queue.execute(f"DROP ROLE IF EXISTS {role}")
-        queue.execute(f"CREATE ROLE {role} LOGIN")
-        queue.execute(f"GRANT USAGE ON SCHEMA aws_lambda TO {role}")
-        queue.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO {role}")
-    queue.execute("GRANT pg_read_all_data TO auditor")
-    try:
+    with app_roles(queue, "shop", "billing", "auditor"):
+        queue.execute("GRANT pg_read_all_data TO auditor")
         seen = {}
         for role in ("shop", "billing", "auditor"):
             with psycopg.connect(cluster.dsn(user=role), autocommit=True) as conn:
@@ -522,11 +541,6 @@ def test_each_role_reads_only_the_deliveries_it_queued_and_writes_none(queue, cl
             with pytest.raises(psycopg.Error) as caught:
                 conn.execute("SELECT aws_lambda.redeliver(%s)", [billing_id])
             assert caught.value.diag.sqlstate == "P0002"
-    finally:
-        queue.execute("DELETE FROM aws_lambda.deliveries")
-        for role in ("shop", "billing", "auditor"):
-            queue.execute(f"DROP OWNED BY {role}")
-            queue.execute(f"DROP ROLE {role}")
 
 
 def test_queued_by_is_the_role_the_session_acts_as(queue, cluster):
@@ -542,10 +556,7 @@ def test_queued_by_is_the_role_the_session_acts_as(queue, cluster):
             conn.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json)")
             assert conn.execute("SELECT queued_by FROM aws_lambda.deliveries").fetchall() == [("shop",)]
     finally:
-        queue.execute("DELETE FROM aws_lambda.deliveries")
-        for role in ("gateway", "shop"):
-            queue.execute(f"DROP OWNED BY {role}")
-            queue.execute(f"DROP ROLE {role}")
+        drop_roles(queue, "gateway", "shop")
 
 
 def test_pg_dump_keeps_the_deliveries_log_and_drop_extension_removes_it(queue, cluster):

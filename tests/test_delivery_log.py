@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from test_deliveries import deliver, operator_sets, queue  # noqa: F401  (the fixture)
+from test_deliveries import app_roles, deliver, operator_sets, queue  # noqa: F401  (the fixture)
 
 CHUNK = 5000  # plpy_lambda.delivery.PRUNE_CHUNK
 PRUNE = "SELECT (aws_lambda_internal._prune_deliveries(pg_conf_load_time(), 0)).pruned"
@@ -66,13 +66,8 @@ def test_delivery_status_keeps_count_through_every_change_of_status(queue):
 
 
 def test_delivery_status_shows_a_role_its_own_and_pg_read_all_data_everything(queue, cluster):
-    for role in ("shop", "auditor"):
-        queue.execute(f"DROP ROLE IF EXISTS {role}")
-        queue.execute(f"CREATE ROLE {role} LOGIN")
-        queue.execute(f"GRANT USAGE ON SCHEMA aws_lambda TO {role}")
-        queue.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO {role}")
-    queue.execute("GRANT pg_read_all_data, shop TO auditor")
-    try:
+    with app_roles(queue, "shop", "auditor"):
+        queue.execute("GRANT pg_read_all_data, shop TO auditor")
         with psycopg.connect(cluster.dsn(user="shop"), autocommit=True) as shop:
             shop.execute("SELECT aws_lambda.invoke_on_commit('echo', '{}'::json) FROM generate_series(1, 2)")
             shop.execute("SELECT aws_lambda.invoke_on_commit('no-such-function', '{}'::json)")
@@ -85,11 +80,6 @@ def test_delivery_status_shows_a_role_its_own_and_pg_read_all_data_everything(qu
             assert status(auditor) == {"pending": 1, "succeeded": 3, "failed": 0, "dead": 1}
             auditor.execute("SET ROLE shop")  # a role acts as the role it SETs
             assert status(auditor)["succeeded"] == 2
-    finally:
-        queue.execute("DELETE FROM aws_lambda.deliveries")
-        for role in ("shop", "auditor"):
-            queue.execute(f"DROP OWNED BY {role}")
-            queue.execute(f"DROP ROLE {role}")
 
 
 def test_retention_prunes_in_chunks_and_deliver_goes_on_until_none_is_left(queue, cluster):
