@@ -71,7 +71,6 @@ PARTITIONS = (
     ("aws-us-gov", r"us-gov-\w+-\d+", "amazonaws.com"),
 )
 REGION_TAIL = r"-\w+-\d+"
-_partition_prefixes = {}  # pattern -> its prefixes, read on first use
 
 
 def _only(text, characters):
@@ -117,15 +116,15 @@ def _region_prefixes(pattern):
 
 def _in_partition(region, pattern):
     r"""Whether region matches a PARTITIONS pattern, <prefix>-\w+-\d+ (re.ASCII, whole)."""
-    prefixes = _partition_prefixes.get(pattern)
-    if prefixes is None:
-        prefixes = _partition_prefixes[pattern] = _region_prefixes(pattern)
-    for prefix in prefixes:
+    for prefix in _PREFIXES[pattern]:
         if region.startswith(prefix + "-"):
             word, dash, number = region[len(prefix) + 1:].rpartition("-")
             if dash and _only(word, _WORD) and _only(number, _DIGITS):
                 return True
     return False
+
+
+_PREFIXES = {pattern: _region_prefixes(pattern) for _, pattern, _ in PARTITIONS}
 
 
 class FunctionRef:

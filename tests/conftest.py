@@ -83,6 +83,16 @@ def reload_configuration(db):
                "the server has read its configuration again")
 
 
+def operator_sets(db, **settings):
+    """As docs/reference.md says: SET first (ALTER SYSTEM refuses a setting the session does not
+    know); then reload, and wait until this session has read the files again."""
+    for name, value in settings.items():
+        db.execute(f"SET aws_lambda.{name} = '{value}'")
+        db.execute(f"ALTER SYSTEM SET aws_lambda.{name} = '{value}'")
+        db.execute(f"RESET aws_lambda.{name}")
+    reload_configuration(db)
+
+
 def wait_until(condition, timeout, what):
     """Wait until condition() is true, looking every 10 ms; fail after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import reload_configuration
+from conftest import operator_sets, reload_configuration
 from plpy_lambda import names
 
 
@@ -27,16 +27,6 @@ def queue(db, emulator):
 
 def deliver(conn, sql="CALL aws_lambda.deliver()"):
     conn.execute(sql)
-
-
-def operator_sets(db, **settings):
-    """As docs/reference.md says: SET first (ALTER SYSTEM refuses a setting the session does not
-    know); then reload, and wait until this session has read the files again."""
-    for name, value in settings.items():
-        db.execute(f"SET aws_lambda.{name} = '{value}'")
-        db.execute(f"ALTER SYSTEM SET aws_lambda.{name} = '{value}'")
-        db.execute(f"RESET aws_lambda.{name}")
-    reload_configuration(db)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,8 @@ import time
 import psycopg
 import pytest
 
-from test_deliveries import app_roles, deliver, operator_sets, queue  # noqa: F401  (the fixture)
+from conftest import operator_sets
+from test_deliveries import app_roles, deliver, queue  # noqa: F401  (the fixture)
 
 CHUNK = 5000  # plpy_lambda.delivery.PRUNE_CHUNK
 PRUNE = "SELECT (aws_lambda_internal._prune_deliveries(pg_conf_load_time(), 0)).pruned"

@@ -21,7 +21,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import (FUNCTIONS, all_answered, backend_resources, reload_configuration,
+from conftest import (FUNCTIONS, all_answered, backend_resources, operator_sets, reload_configuration,
                       threads_and_sockets, wait_until)
 from plpy_lambda import client, interrupts
 from lambda_emulator import Emulator
@@ -310,20 +310,14 @@ def test_invoke_many_refuses_only_the_huge_answer(warm, emulator):
 
 @pytest.fixture
 def operator(db):
-    """Set an operator setting in the configuration files (ALTER SYSTEM), reset after."""
-    def sets(name, value):
-        db.execute(f"SET {name} = '{value}'")
-        db.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-        db.execute(f"RESET {name}")
-        reload_configuration(db)
-
-    yield sets
+    """Set operator settings in the configuration files (ALTER SYSTEM), reset after."""
+    yield lambda **settings: operator_sets(db, **settings)
     db.execute("ALTER SYSTEM RESET ALL")
     reload_configuration(db)
 
 
 def test_the_operator_sets_the_limit(cluster, emulator, operator):
-    operator("aws_lambda.max_response_bytes", "1MB")
+    operator(max_response_bytes="1MB")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         emulator.set_fault("simple", "huge", count=1, size=1024 * 1024)
         assert conn.execute(HUGE).fetchone() == (1024 * 1024,)
@@ -334,11 +328,11 @@ def test_the_operator_sets_the_limit(cluster, emulator, operator):
         conn.execute("SET aws_lambda.max_response_bytes = '100MB'")  # a session cannot raise it
         emulator.set_fault("simple", "huge", count=1, size=2 * 1024 * 1024)
         assert failing(conn, HUGE)[0].sqlstate == "LM005"
-    operator("aws_lambda.max_response_bytes", "20000000")
+    operator(max_response_bytes="20000000")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         emulator.set_fault("simple", "huge", count=1, size=LIMIT + 1)
         assert conn.execute(HUGE).fetchone() == (LIMIT + 1,)
-    operator("aws_lambda.max_response_bytes", "6 parsecs")
+    operator(max_response_bytes="6 parsecs")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         diag, _ = failing(conn)
         assert diag.sqlstate == "LM020"
