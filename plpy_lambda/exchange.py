@@ -31,7 +31,10 @@ service:
   so it cannot have acted on it. The request is then sent once more, on a new
   connection, at once.
 
-Retries back off exponentially with jitter and never go past the call's deadline.
+Retries back off exponentially with jitter and never go past the call's deadline;
+when the deadline has come by the time a retry would start (a late timer), the call
+ends with the outcome that retry stood in for (Call.retried), and a connect still
+unfinished at the deadline is a connection that could not be made.
 A read timeout, a connection lost after the server may have read the request
 (a reset without the server's FIN, an end without a reset, a cut answer), or any
 other answer is final, so a function is never run twice because of us. A proxy
@@ -128,6 +131,7 @@ class Call:
     fresh = False  # the next attempt needs a new connection
     reused = False
     sent = False  # some attempt wrote (part of) the request
+    retried = None  # the outcome the pending retry stands in for: the call's if it cannot run
     _out = None
     _answer = None
     key = None  # the caller's (batch.py)
@@ -157,9 +161,13 @@ class Call:
             self._finish(error)
 
     def _attempt(self, now):
+        if now >= self.deadline:  # a backoff's end came late: the last attempt's outcome stands
+            if self.retried is None:
+                raise errors.request_timed_out(self.request.endpoint, self.timeouts.request,
+                                               sent=False)
+            self._finish(self.retried)
+            return
         self.attempt += 1
-        if now >= self.deadline:
-            raise errors.request_timed_out(self.request.endpoint, self.timeouts.request, sent=False)
         request, pool = self.request, self.pool
         credentials = self.transport._credentials.get(self.role_arn, request.region)
         # Signed before a connection is taken, so that a pooled connection is written to
@@ -187,9 +195,10 @@ class Call:
             try:
                 conn = job.collect()
             except NotConnected as error:
-                if error.retry and self.attempt < MAX_ATTEMPTS and self._backoff(now):
+                failure = errors.unable_to_connect(self.request.endpoint, error)
+                if error.retry and self.attempt < MAX_ATTEMPTS and self._backoff(now, failure):
                     return
-                raise errors.unable_to_connect(self.request.endpoint, error) from None
+                raise failure from None
             except errors.LambdaError:
                 raise
             except Exception as error:  # never a traceback for the user
@@ -199,8 +208,9 @@ class Call:
         except errors.LambdaError as error:
             self._finish(error)
 
-    def _backoff(self, now, retry_after=None):
-        """Wait before the next attempt; False when that would pass the deadline."""
+    def _backoff(self, now, outcome, retry_after=None):
+        """Wait before the next attempt, which stands in for outcome; False when that
+        would pass the deadline."""
         import random
 
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (self.attempt - 1)))
@@ -212,6 +222,7 @@ class Call:
         if now + delay >= self.deadline:
             return False
         self.state = BACKOFF
+        self.retried = outcome
         self.fd, self.events = -1, 0
         self.wake_at = now + delay
         return True
@@ -226,9 +237,9 @@ class Call:
                 if self.job is not None and self.job.done:
                     self.on_connected(now)
                     return
+                # Its job did not report by the deadline: this connect was not made in time.
                 self._drop_job()
-                raise errors.request_timed_out(self.request.endpoint, self.timeouts.request,
-                                               sent=False)
+                raise errors.unable_to_connect(self.request.endpoint, "timed out")
             elif state == RESET:
                 self._look_for_reset(now)
             elif state in (SENDING, READING):
@@ -361,7 +372,7 @@ class Call:
                 "Proxy Authentication Required")))
             return
         if response.status == 429 and self.attempt < MAX_ATTEMPTS:
-            if self._backoff(now, response.headers.get("retry-after")):
+            if self._backoff(now, response, response.headers.get("retry-after")):
                 self.fresh = False
                 return
         self._finish(response)

@@ -5,6 +5,9 @@ The session's endpoint breaks on request (emulator.set_fault); an unreachable or
 black-holed endpoint needs a second cluster, whose postgresql.conf points there.
 """
 
+import contextlib
+import os
+import signal
 import socket
 import threading
 import time
@@ -49,6 +52,26 @@ def goes_on(conn, emulator=None):
     pid = conn.info.backend_pid
     assert conn.execute("SELECT pg_backend_pid()").fetchone() == (pid,)
     assert conn.execute(SIMPLE).fetchone() == (200,)
+
+
+@contextlib.contextmanager
+def held_up(conn, after, seconds):
+    """The backend of conn stopped (SIGSTOP) after `after` seconds, for `seconds`, as a
+    busy machine may leave a process unscheduled: its timers come late."""
+    pid = conn.info.backend_pid
+
+    def hold():
+        time.sleep(after)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.kill(pid, signal.SIGCONT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        yield
+    finally:
+        holder.join()
 
 
 # -- the connection breaks after the request was sent: never retried ----------------
@@ -120,6 +143,20 @@ def test_throttling_that_outlasts_the_retries_is_lm003_too_many_requests(warm, e
     assert elapsed < 1.1 + SLACK  # the backoff stays inside connect + request timeouts
     assert 2 <= sent(emulator) <= 5  # retried, a bounded number of times
     assert emulator.invocations("simple") == 0
+    goes_on(warm, emulator)
+
+
+def test_a_retry_that_comes_after_the_deadline_leaves_the_throttling_as_the_outcome(warm, emulator):
+    emulator.reset()
+    warm.execute("SET aws_lambda.connect_timeout_ms = 100")
+    warm.execute("SET aws_lambda.request_timeout_ms = 1500")
+    emulator.set_fault("simple", "status", count=1, status=429)  # Retry-After: 1, inside 1.6 s
+    with held_up(warm, after=0.3, seconds=2):  # the backend wakes up past the call's deadline
+        diag, elapsed = failing(warm)
+    assert diag.sqlstate == "LM003"
+    assert diag.message_detail.startswith("AWS Lambda client returned 'TooManyRequestsException")
+    assert elapsed >= 2
+    assert sent(emulator) == 1  # no attempt after the deadline
     goes_on(warm, emulator)
 
 
@@ -279,6 +316,19 @@ def test_connect_timeout_bounds_a_connect_that_hangs(elsewhere, black_hole):
         diag, elapsed = failing(conn)
         assert diag.sqlstate == "LM001"
         assert elapsed < 2.5
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_connect_held_up_past_the_deadline_is_lm001_unable_to_connect(elsewhere, black_hole):
+    with elsewhere(f"http://127.0.0.1:{black_hole.port}") as conn:
+        conn.execute("SET aws_lambda.connect_timeout_ms = 200")
+        conn.execute("SET aws_lambda.request_timeout_ms = 300")
+        with held_up(conn, after=0.1, seconds=1):  # it wakes up past the deadline, connecting
+            diag, elapsed = failing(conn)
+        assert diag.sqlstate == "LM001"
+        assert diag.message_detail == "AWS Lambda client returned 'Unable to connect to endpoint'."
+        assert "timed out" in diag.message_hint
+        assert elapsed >= 1
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
