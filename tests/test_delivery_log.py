@@ -3,12 +3,13 @@ them, retention prunes in bounded chunks outside any claim, and deliver() report
 batch to the relay when aws_lambda.report_deliveries asks it to."""
 
 import json
+import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import operator_sets
+from conftest import operator_sets, wait_until
 from test_deliveries import app_roles, deliver, queue  # noqa: F401  (the fixture)
 
 CHUNK = 5000  # plpy_lambda.delivery.PRUNE_CHUNK
@@ -95,15 +96,43 @@ def test_retention_prunes_in_chunks_and_deliver_goes_on_until_none_is_left(queue
     assert_status_is_the_truth(queue)
 
 
-def test_deliver_for_a_while_prunes_chunk_after_chunk_without_pausing(queue):
+def test_deliver_for_a_while_prunes_chunk_after_chunk_without_pausing(queue, cluster):
     """As pg_cron's recipe runs it (run_for): a chunk that removed rows is followed at once
-    by the next; only a round that found nothing to send or remove waits 0.2 s."""
+    by the next; only a round that found nothing to send or remove waits 0.2 s (pg_sleep,
+    which pg_stat_activity shows as the wait event PgSleep)."""
     operator_sets(queue, delivery_retention="1 hour")
-    expired_succeeded(queue, 20 * CHUNK)
-    # With a pause after each chunk, 2 s would be 10 chunks at most.
-    queue.execute("CALL aws_lambda.deliver(run_for => interval '2 seconds')")
+    expired_succeeded(queue, 10 * CHUNK)
+    with psycopg.connect(cluster.dsn(), autocommit=True) as relay:
+        relay_pid = relay.info.backend_pid
+        ended = []
+        relay_ran = threading.Thread(target=lambda: ended.append(error_of(
+            relay, "CALL aws_lambda.deliver(run_for => interval '5 minutes')")))
+        relay_ran.start()
+        seen = []  # (the relay's wait event, expired rows it has not removed yet)
+
+        def waits_with_nothing_left():
+            seen.append(queue.execute(
+                """SELECT (SELECT wait_event FROM pg_stat_activity WHERE pid = %s),
+                          (SELECT deliveries FROM aws_lambda.delivery_status() WHERE status = 'succeeded')""",
+                [relay_pid]).fetchone())
+            return seen[-1] == ("PgSleep", 0)
+
+        wait_until(waits_with_nothing_left, 120, "the relay has pruned every chunk and waits")
+        queue.execute("SELECT pg_cancel_backend(%s)", [relay_pid])
+        relay_ran.join()
+    assert isinstance(ended[0], psycopg.errors.QueryCanceled)
+    assert any(0 < left < 10 * CHUNK for _, left in seen)  # looked at it while it pruned
+    assert not [left for event, left in seen if event == "PgSleep" and left > 0]  # never paused
     assert status(queue) == {"pending": 0, "succeeded": 0, "failed": 0, "dead": 0}
     assert_status_is_the_truth(queue)
+
+
+def error_of(conn, sql):
+    """The error that ended sql (None: it did not fail)."""
+    try:
+        conn.execute(sql)
+    except psycopg.Error as error:
+        return error
 
 
 def test_pruning_never_holds_up_a_claim_and_one_pruner_is_enough(queue, cluster, emulator):
