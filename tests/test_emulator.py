@@ -411,8 +411,12 @@ def test_botocore_assume_role_fetcher_parses_and_refreshes(secure):
 
     fetcher = AssumeRoleCredentialFetcher(create_client, Credentials(AKID, SECRET), ROLE,
                                           extra_args={"RoleSessionName": "fetcher"})
-    first = fetcher.fetch_credentials()
-    second = fetcher.fetch_credentials()  # expires within botocore's window: fetched again
+    secure.assume_role_duration = 60  # long enough to be used on a slow machine
+    try:
+        first = fetcher.fetch_credentials()
+        second = fetcher.fetch_credentials()  # expires within botocore's 15 minutes: fetched again
+    finally:
+        secure.assume_role_duration = 1
     assert first["access_key"] != second["access_key"] and len(secure.assume_role_calls) == 2
     assert first["access_key"].startswith("ASIA") and first["token"] and first["expiry_time"]
     lam = client(secure, key=second["access_key"], secret=second["secret_key"], token=second["token"])
