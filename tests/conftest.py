@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import threading
 import time
 
 import psycopg
@@ -99,6 +100,28 @@ def wait_until(condition, timeout, what):
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.01)
+
+
+class Running:
+    """A statement running on conn in a background thread."""
+
+    def __init__(self, conn, sql):
+        self.error = None
+        self.ended = None
+        self.thread = threading.Thread(target=self._run, args=(conn, sql), daemon=True)
+        self.thread.start()
+
+    def _run(self, conn, sql):
+        try:
+            conn.execute(sql)
+        except psycopg.Error as error:
+            self.error = error
+        self.ended = time.monotonic()
+
+    def wait(self, timeout=10):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the statement is still running"
+        return self.error
 
 
 def all_answered(emulator):

@@ -3,13 +3,12 @@
 The `sleep` function would run for 30 seconds; none of these tests waits for it.
 """
 
-import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import all_answered, threads_and_sockets, wait_until
+from conftest import Running, all_answered, threads_and_sockets, wait_until
 
 SLEEP_30 = """SELECT aws_lambda.invoke('sleep', '{"seconds": 30}'::json)"""
 SLACK = 0.25  # seconds allowed on top of the deadline, for a busy 2-core CI machine
@@ -22,28 +21,6 @@ def session(cluster, db):
         conn.execute("SET aws_lambda.request_timeout_ms = 60000")
         conn.execute("SELECT aws_lambda.invoke('simple', '{}'::json)")  # set up and connected
         yield conn
-
-
-class Running:
-    """A statement running on conn in a background thread."""
-
-    def __init__(self, conn, sql):
-        self.error = None
-        self.ended = None
-        self.thread = threading.Thread(target=self._run, args=(conn, sql), daemon=True)
-        self.thread.start()
-
-    def _run(self, conn, sql):
-        try:
-            conn.execute(sql)
-        except psycopg.Error as error:
-            self.error = error
-        self.ended = time.monotonic()
-
-    def wait(self, timeout=10):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the statement is still running"
-        return self.error
 
 
 def wait_until_received(emulator, function, timeout=5):

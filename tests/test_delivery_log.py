@@ -3,13 +3,12 @@ them, retention prunes in bounded chunks outside any claim, and deliver() report
 batch to the relay when aws_lambda.report_deliveries asks it to."""
 
 import json
-import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import operator_sets, wait_until
+from conftest import Running, operator_sets, wait_until
 from test_deliveries import app_roles, deliver, queue  # noqa: F401  (the fixture)
 
 CHUNK = 5000  # plpy_lambda.delivery.PRUNE_CHUNK
@@ -104,10 +103,7 @@ def test_deliver_for_a_while_prunes_chunk_after_chunk_without_pausing(queue, clu
     expired_succeeded(queue, 10 * CHUNK)
     with psycopg.connect(cluster.dsn(), autocommit=True) as relay:
         relay_pid = relay.info.backend_pid
-        ended = []
-        relay_ran = threading.Thread(target=lambda: ended.append(error_of(
-            relay, "CALL aws_lambda.deliver(run_for => interval '5 minutes')")))
-        relay_ran.start()
+        relay_runs = Running(relay, "CALL aws_lambda.deliver(run_for => interval '5 minutes')")
         seen = []  # (the relay's wait event, expired rows it has not removed yet)
 
         def waits_with_nothing_left():
@@ -119,20 +115,11 @@ def test_deliver_for_a_while_prunes_chunk_after_chunk_without_pausing(queue, clu
 
         wait_until(waits_with_nothing_left, 120, "the relay has pruned every chunk and waits")
         queue.execute("SELECT pg_cancel_backend(%s)", [relay_pid])
-        relay_ran.join()
-    assert isinstance(ended[0], psycopg.errors.QueryCanceled)
+        assert isinstance(relay_runs.wait(), psycopg.errors.QueryCanceled)
     assert any(0 < left < 10 * CHUNK for _, left in seen)  # looked at it while it pruned
     assert not [left for event, left in seen if event == "PgSleep" and left > 0]  # never paused
     assert status(queue) == {"pending": 0, "succeeded": 0, "failed": 0, "dead": 0}
     assert_status_is_the_truth(queue)
-
-
-def error_of(conn, sql):
-    """The error that ended sql (None: it did not fail)."""
-    try:
-        conn.execute(sql)
-    except psycopg.Error as error:
-        return error
 
 
 def test_pruning_never_holds_up_a_claim_and_one_pruner_is_enough(queue, cluster, emulator):

@@ -21,8 +21,8 @@ import time
 import psycopg
 import pytest
 
-from conftest import (FUNCTIONS, all_answered, backend_resources, operator_sets, reload_configuration,
-                      threads_and_sockets, wait_until)
+from conftest import (FUNCTIONS, Running, all_answered, backend_resources, operator_sets,
+                      reload_configuration, threads_and_sockets, wait_until)
 from plpy_lambda import client, interrupts
 from lambda_emulator import Emulator
 
@@ -210,34 +210,18 @@ def session(cluster, db):
         yield conn
 
 
-def run_in_background(conn, sql):
-    outcome = {}
-
-    def run():
-        try:
-            conn.execute(sql)
-        except psycopg.Error as error:
-            outcome["error"] = error
-        outcome["ended"] = time.monotonic()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
 @pytest.mark.parametrize("seconds, items", [(0.05, 3000), (0, 5000)])
 def test_pg_cancel_backend_stops_invoke_many_at_once(db, session, emulator, seconds, items):
     """The first item is slow, thousands of quick ones follow, 64 at a time: the batch keeps
     flowing until the cancel, which acts within 100 ms whatever is in flight."""
     emulator.reset()
-    thread, outcome = run_in_background(session, BATCH % (seconds, items))
+    running = Running(session, BATCH % (seconds, items))
     wait_until(lambda: len(emulator.requests) > 100, 10, "the batch is well under way")
-    assert thread.is_alive()
+    assert running.thread.is_alive()
     db.execute("SELECT pg_cancel_backend(%s)", (session.info.backend_pid,))
     canceled_at, canceled_wall = time.monotonic(), time.time()
-    thread.join(5)
-    assert outcome["error"].diag.sqlstate == "57014"
-    assert outcome["ended"] - canceled_at < 0.1
+    assert running.wait(5).diag.sqlstate == "57014"
+    assert running.ended - canceled_at < 0.1
     time.sleep(0.5)
     received = sorted(r.received - canceled_wall for r in emulator.requests)
     after = [t for t in received if t > 0]
