@@ -9,11 +9,11 @@ batch of 10,000 calls holds little beyond its input.
 The calls (exchange.Call) run on the backend's own thread: one poll over all their
 sockets, and over the pipe that worker threads write to when a connection they
 were making is ready. Each call has its own deadline (connect + request timeout
-from its start), as in invoke: past it, its outcome is LM002. A cancel or
-statement_timeout stops the whole batch: interrupts are checked before each round
-of calls is started and at least every SLICE however the batch flows, so calls not
-yet started are never sent, the connections of those in flight are closed, and the
-ERROR is the usual one.
+from its start), as in invoke: past it, its outcome is LM002 (LM001 when no
+connection was made). A cancel or statement_timeout stops the whole batch:
+interrupts are checked before each round of calls is started and at least every
+SLICE however the batch flows, so calls not yet started are never sent, the
+connections of those in flight are closed, and the ERROR is the usual one.
 """
 
 import heapq

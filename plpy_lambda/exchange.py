@@ -430,11 +430,12 @@ class Call:
         since = self.conn.since
         self._close()
         self.pool.forget_idle_since(since)  # the server closed it for being idle: older ones too
+        failure = errors.unable_to_connect(
+            self.request.endpoint, "the server closed each connection before reading the request")
         if self.attempt >= MAX_ATTEMPTS:
-            self._finish(errors.unable_to_connect(
-                self.request.endpoint,
-                "the server closed each connection before reading the request"))
+            self._finish(failure)
             return
+        self.retried = failure  # the outcome if the deadline has come
         self.fresh = True
         try:
             self._attempt(now)
